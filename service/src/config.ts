@@ -1,0 +1,177 @@
+// The only reader of process.env. Every variable is declared once in VARIABLES (name, default, parser,
+// description); the README's table is checked against this list by a test.
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Variable<T> {
+  env: string;
+  /** Default as a string, parsed like a real value; undefined = optional with no value. */
+  default?: string;
+  parse: Parser<T>;
+  doc: string;
+}
+
+const text: Parser<string> = (raw) => raw;
+
+const integer = (min: number, max: number): Parser<number> => (raw, name) => {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer between ${min} and ${max}.`);
+  }
+  return value;
+};
+
+const httpUrl: Parser<string> = (raw, name) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a URL; use a full URL such as http://qdrant:6333.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${name} must start with http:// or https:// (got ${url.protocol}).`);
+  }
+  return raw.replace(/\/+$/, '');
+};
+
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+
+const headerObject: Parser<Record<string, string>> = (raw, name) => {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a JSON object of header names to values, e.g. {"Authorization":"token KEY:SECRET"}.`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`${name} must be a JSON object of header names to string values.`);
+  }
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) {
+      throw new ConfigError(`${name}: header ${JSON.stringify(key)} needs a valid name and a string value.`);
+    }
+    headers[key] = value;
+  }
+  return headers;
+};
+
+const logLevel: Parser<string> = (raw, name) => {
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(raw)) throw new ConfigError(`${name} must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)}).`);
+  return raw;
+};
+
+const collectionName: Parser<string> = (raw, name) => {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) {
+    throw new ConfigError(`${name} must be 1-64 characters of letters, digits, '_' or '-' (got ${JSON.stringify(raw)}).`);
+  }
+  return raw;
+};
+
+const MiB = 1024 * 1024;
+
+export const VARIABLES = {
+  port: { env: 'PORT', default: '8020', parse: integer(0, 65535), doc: 'TCP port the API listens on.' },
+  host: { env: 'HOST', default: '0.0.0.0', parse: text, doc: 'Address the API binds to.' },
+  logLevel: { env: 'LOG_LEVEL', default: 'info', parse: logLevel, doc: 'Log level (fatal, error, warn, info, debug, trace, silent).' },
+  apiKey: {
+    env: 'IMAGE_SEARCH_API_KEY',
+    parse: text,
+    doc: 'When set, every endpoint except /health needs header Image-Search-Api-Key with this value. Unset: no auth (a warning is logged).',
+  },
+  modelPath: { env: 'MODEL_PATH', default: 'models/efficientnet_b0.onnx', parse: text, doc: 'The ONNX model; its sidecar NAME.json must sit beside it.' },
+  dataDir: { env: 'DATA_DIR', default: './data', parse: text, doc: 'Directory of the embedded database (used when QDRANT_URL is unset).' },
+  imageStorageDir: {
+    env: 'IMAGE_STORAGE_DIR',
+    parse: text,
+    doc: 'Where original images are kept. Default: DATA_DIR/images.',
+  },
+  qdrantUrl: { env: 'QDRANT_URL', parse: httpUrl, doc: 'Full URL of Qdrant (e.g. http://qdrant:6333). Unset: the embedded store is used.' },
+  qdrantApiKey: { env: 'QDRANT_API_KEY', parse: text, doc: 'API key sent to Qdrant, if it needs one.' },
+  collection: {
+    env: 'QDRANT_COLLECTION',
+    default: 'items',
+    parse: collectionName,
+    doc: 'Name (an alias after the first migration) of the collection the API reads and writes; also used by the embedded store.',
+  },
+  maxImageBytes: { env: 'MAX_IMAGE_BYTES', default: String(20 * MiB), parse: integer(1024, 512 * MiB), doc: 'Largest accepted image, uploaded or fetched, in bytes (413 above).' },
+  maxImagePixels: {
+    env: 'MAX_IMAGE_PIXELS',
+    default: '100000000',
+    parse: integer(1, 1_000_000_000),
+    doc: 'Largest decoded image in pixels (width × height); larger images are refused before decoding (decompression bombs).',
+  },
+  maxTopK: { env: 'MAX_TOP_K', default: '50', parse: integer(1, 1000), doc: 'Upper bound for top_k in /search.' },
+  embedConcurrency: {
+    env: 'EMBED_CONCURRENCY',
+    default: '2',
+    parse: integer(1, 64),
+    doc: 'Images decoded and embedded at the same time (one per vCPU is a good start).',
+  },
+  embedQueueMax: {
+    env: 'EMBED_QUEUE_MAX',
+    default: '32',
+    parse: integer(0, 10_000),
+    doc: 'Images allowed to wait for an embedding slot; beyond this requests get 503 busy with Retry-After.',
+  },
+  onnxThreads: { env: 'ONNX_INTRA_OP_THREADS', default: '1', parse: integer(1, 64), doc: 'onnxruntime intra-op threads per inference.' },
+  urlAllow: {
+    env: 'IMAGE_URL_ALLOW',
+    default: '',
+    parse: list,
+    doc: 'Comma-separated hostnames and CIDRs that image_url may reach even though they are private (e.g. erp.internal,10.0.5.0/24). Metadata addresses stay refused.',
+  },
+  urlHeaders: {
+    env: 'IMAGE_URL_HEADERS',
+    default: '{}',
+    parse: headerObject,
+    doc: 'JSON object of extra headers sent when fetching image_url, e.g. {"Authorization":"token KEY:SECRET"} for ERPNext private files.',
+  },
+  urlTimeoutMs: { env: 'IMAGE_URL_TIMEOUT_MS', default: '15000', parse: integer(100, 300_000), doc: 'Total time allowed to fetch an image_url, redirects included.' },
+  urlConnectTimeoutMs: { env: 'IMAGE_URL_CONNECT_TIMEOUT_MS', default: '5000', parse: integer(50, 60_000), doc: 'Time allowed to open each connection for image_url.' },
+  urlMaxRedirects: { env: 'IMAGE_URL_MAX_REDIRECTS', default: '3', parse: integer(0, 10), doc: 'Redirects followed for image_url; each hop is checked again.' },
+} satisfies Record<string, Variable<unknown>>;
+
+type Vars = typeof VARIABLES;
+type ValueOf<K extends keyof Vars> = Vars[K] extends Variable<infer T> ? T : never;
+type HasDefault<K extends keyof Vars> = Vars[K] extends { default: string } ? K : never;
+
+export type Config = {
+  [K in keyof Vars as HasDefault<K>]: ValueOf<K>;
+} & {
+  [K in keyof Vars as Exclude<K, HasDefault<K>>]?: ValueOf<K>;
+} & {
+  /** Resolved: IMAGE_STORAGE_DIR or DATA_DIR/images. */
+  imageStorageDir: string;
+};
+
+/** Reads the environment once. Collects every problem and throws them together, one line each. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const values: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, variable] of Object.entries(VARIABLES) as [string, Variable<unknown>][]) {
+    const raw = env[variable.env];
+    const source = raw === undefined || raw === '' ? variable.default : raw;
+    if (source === undefined) continue;
+    try {
+      values[key] = variable.parse(source, variable.env);
+    } catch (error) {
+      problems.push(error instanceof Error ? error.message : String(error));
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n- ${problems.join('\n- ')}`);
+  }
+  values.imageStorageDir ??= path.join(values.dataDir as string, 'images');
+  return values as Config;
+}

@@ -1,0 +1,45 @@
+// Bytes → unit-length vector, through the bounded queue: decoding and inference both hold a slot,
+// since both take CPU and memory.
+import { preprocess } from '../images/preprocess.js';
+import type { ModelManifest, OnnxModel } from './model.js';
+import { WorkQueue } from './work-queue.js';
+
+export interface EmbedderOptions {
+  concurrency: number;
+  queueMax: number;
+  maxPixels: number;
+}
+
+export class Embedder {
+  private readonly queue: WorkQueue;
+
+  constructor(
+    private readonly model: OnnxModel,
+    private readonly options: EmbedderOptions,
+  ) {
+    this.queue = new WorkQueue(options.concurrency, options.queueMax);
+  }
+
+  get manifest(): ModelManifest {
+    return this.model.manifest;
+  }
+
+  private tensor(bytes: Buffer): Promise<Float32Array> {
+    return preprocess(bytes, this.model.manifest, { maxPixels: this.options.maxPixels });
+  }
+
+  embed(bytes: Buffer): Promise<Float32Array> {
+    return this.queue.run(async () => (await this.model.run([await this.tensor(bytes)]))[0]!);
+  }
+
+  /** Several images in one inference call (for bulk work such as migration). Fails as a whole. */
+  async embedBatch(images: Buffer[]): Promise<Float32Array[]> {
+    if (images.length === 0) return [];
+    const tensors = await Promise.all(images.map((bytes) => this.queue.run(() => this.tensor(bytes))));
+    return this.queue.run(() => this.model.run(tensors));
+  }
+
+  close(): Promise<void> {
+    return this.model.close();
+  }
+}

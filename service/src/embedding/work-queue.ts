@@ -1,0 +1,35 @@
+// Bounds the work in flight: at most `concurrency` jobs run, at most `queueMax` wait, the rest are
+// refused at once (503 + Retry-After) so a burst of uploads cannot exhaust memory.
+import { unavailable } from '../errors.js';
+
+export class WorkQueue {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly queueMax: number,
+  ) {}
+
+  get pending(): number {
+    return this.active + this.waiting.length;
+  }
+
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.active >= this.concurrency) {
+      if (this.waiting.length >= this.queueMax) {
+        throw unavailable('busy', 'The server is busy embedding other images. Retry in a moment.', 1);
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active++;
+    }
+    try {
+      return await job();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(); // hand the slot over directly, so `active` never drops below the real count
+      else this.active--;
+    }
+  }
+}

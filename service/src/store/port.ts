@@ -1,0 +1,90 @@
+// The vector-store port. One point per stored image; the catalog is the only caller that also touches
+// image files. Two adapters implement it: embedded (SQLite + HNSW on local disk) and qdrant.
+//
+// Names: a collection holds points of one width and one model. An alias is a second name that points
+// at a collection and can be moved atomically; the API always addresses its data by QDRANT_COLLECTION,
+// which is an alias (created on first start) so that a model migration can switch it in one step.
+
+export interface ImageRecord {
+  /** UUID; also the point id. */
+  imageId: string;
+  itemId: string;
+  itemName: string | null;
+  itemCode: string | null;
+  /** Path of the original file, relative to IMAGE_STORAGE_DIR, always with forward slashes. */
+  file: string;
+  sha256: string;
+  /** Size of the stored file in bytes. */
+  bytes: number;
+  /** Name (sidecar `name`) of the model that made the vector. */
+  model: string;
+  /** ISO-8601 UTC. */
+  createdAt: string;
+}
+
+/** The best-matching image of one item, with its cosine similarity to the query (1 = identical). */
+export interface ItemMatch {
+  record: ImageRecord;
+  score: number;
+}
+
+export interface CollectionInfo {
+  /** The real collection name (an alias is resolved). */
+  name: string;
+  dim: number;
+  /** Model recorded when the collection was created; null for collections made by other tools. */
+  model: string | null;
+  points: number;
+}
+
+export interface ScrollPage {
+  points: Array<{ record: ImageRecord; vector?: Float32Array }>;
+  /** Pass as `after` to get the next page; undefined on the last page. Points come in image_id order. */
+  next?: string;
+}
+
+/** Operations on the points of one collection, addressed by collection or alias name. */
+export interface Collection {
+  readonly name: string;
+  /** Resolves the name (alias → collection); undefined when nothing by that name exists. */
+  info(): Promise<CollectionInfo | undefined>;
+  /** Inserts or replaces the point `record.imageId`. Durable and visible to reads when it resolves. */
+  upsert(record: ImageRecord, vector: Float32Array): Promise<void>;
+  /** Several points in one write (bulk work such as migration). */
+  upsertMany(points: Array<{ record: ImageRecord; vector: Float32Array }>): Promise<void>;
+  /** All images of one item, oldest first; [] when the item is unknown. */
+  itemImages(itemId: string): Promise<ImageRecord[]>;
+  /** Nearest items to `vector`: one row per item (its best image), best first, at most `limit`. */
+  searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]>;
+  deleteImages(imageIds: string[]): Promise<void>;
+  deleteItem(itemId: string): Promise<void>;
+  deleteAll(): Promise<void>;
+  scroll(options: { after?: string; limit: number; withVectors?: boolean }): Promise<ScrollPage>;
+  count(): Promise<number>;
+}
+
+export interface VectorStore {
+  readonly kind: 'embedded' | 'qdrant';
+  /** Throws StoreUnavailableError when the store does not answer. */
+  ping(): Promise<void>;
+  collection(name: string): Collection;
+  /** Real collections with their width, model and size. */
+  listCollections(): Promise<CollectionInfo[]>;
+  /** alias → collection */
+  listAliases(): Promise<Record<string, string>>;
+  createCollection(name: string, dim: number, model: string): Promise<void>;
+  deleteCollection(name: string): Promise<void>;
+  /** Points `alias` at `collection` in one atomic step, creating or moving it. */
+  setAlias(alias: string, collection: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+/** Name of the collection made for a model, e.g. items_efficientnet_b0_1280. */
+export function collectionNameFor(base: string, model: string, dim: number): string {
+  const safeModel = model.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return `${base}_${safeModel}_${dim}`;
+}

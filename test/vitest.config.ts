@@ -1,0 +1,16 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    root: fileURLToPath(new URL('..', import.meta.url)),
+    include: ['test/**/*.test.ts'],
+    // Native addons (onnxruntime, sharp, better-sqlite3) keep per-process state; forks isolate them.
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    // The JSON report is what .ci/run counts; vitest's own last line is only a duration.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results.json' },
+  },
+});
