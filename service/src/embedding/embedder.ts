@@ -1,38 +1,29 @@
-// Bytes → unit-length vector, through the bounded queue: decoding and inference both hold a slot,
+// Bytes → unit-length vector. Decoding and inference both hold a slot of the shared work queue,
 // since both take CPU and memory.
 import { preprocess } from '../images/preprocess.js';
 import type { ModelManifest, OnnxModel } from './model.js';
-import { WorkQueue } from './work-queue.js';
-
-export interface EmbedderOptions {
-  concurrency: number;
-  queueMax: number;
-  maxPixels: number;
-}
+import type { WorkQueue } from './work-queue.js';
 
 export class Embedder {
-  private readonly queue: WorkQueue;
-
   constructor(
     private readonly model: OnnxModel,
-    private readonly options: EmbedderOptions,
-  ) {
-    this.queue = new WorkQueue(options.concurrency, options.queueMax);
-  }
+    private readonly queue: WorkQueue,
+    private readonly maxPixels: number,
+  ) {}
 
   get manifest(): ModelManifest {
     return this.model.manifest;
   }
 
   private tensor(bytes: Buffer): Promise<Float32Array> {
-    return preprocess(bytes, this.model.manifest, { maxPixels: this.options.maxPixels });
+    return preprocess(bytes, this.model.manifest, { maxPixels: this.maxPixels });
   }
 
   embed(bytes: Buffer): Promise<Float32Array> {
     return this.queue.run(async () => (await this.model.run([await this.tensor(bytes)]))[0]!);
   }
 
-  /** Several images in one inference call (for bulk work such as migration). Fails as a whole. */
+  /** Several images in one inference call (bulk work such as migration). Fails as a whole. */
   async embedBatch(images: Buffer[]): Promise<Float32Array[]> {
     if (images.length === 0) return [];
     const tensors = await Promise.all(images.map((bytes) => this.queue.run(() => this.tensor(bytes))));

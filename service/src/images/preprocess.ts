@@ -157,3 +157,8 @@ function toTensor(pixels: Uint8Array, channels: number, spec: PreprocessSpec): F
   }
   return tensor;
 }
+
+/** The container format of an image that already passed `preprocess` (for the stored file's extension). */
+export async function imageFormat(bytes: Buffer): Promise<string> {
+  return (await sharp(bytes, { limitInputPixels: false }).metadata()).format ?? 'bin';
+}

@@ -52,6 +52,8 @@ export interface Collection {
   upsert(record: ImageRecord, vector: Float32Array): Promise<void>;
   /** Several points in one write (bulk work such as migration). */
   upsertMany(points: Array<{ record: ImageRecord; vector: Float32Array }>): Promise<void>;
+  /** One point by image id; undefined when absent. */
+  image(imageId: string): Promise<ImageRecord | undefined>;
   /** All images of one item, oldest first; [] when the item is unknown. */
   itemImages(itemId: string): Promise<ImageRecord[]>;
   /** Nearest items to `vector`: one row per item (its best image), best first, at most `limit`. */
@@ -76,6 +78,9 @@ export interface VectorStore {
   deleteCollection(name: string): Promise<void>;
   /** Points `alias` at `collection` in one atomic step, creating or moving it. */
   setAlias(alias: string, collection: string): Promise<void>;
+  /** Returns when searches of `collection` are fast: embedded builds and saves its HNSW index; qdrant
+   * waits until the collection has finished indexing (status green). Call before switching an alias. */
+  prepareIndex(collection: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,256 @@
+// The use cases the routes call: ingest, add image, search, read, delete, wipe, embed. The only place
+// that touches both the image files and the store, and keeps them consistent: a file is staged before
+// its point is written, moved into place after, and removed again when the write fails.
+import { randomUUID } from 'node:crypto';
+import type { Embedder } from '../embedding/embedder.js';
+import type { ModelRegistry } from '../embedding/registry.js';
+import { conflict, notFound, unavailable } from '../errors.js';
+import { imageFormat } from '../images/preprocess.js';
+import { collectionNameFor, type Collection, type CollectionInfo, type ImageRecord, type VectorStore } from '../store/port.js';
+import { sha256Hex, type ImageFiles } from './image-files.js';
+import { KeyedLock } from './keyed-lock.js';
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface CatalogOptions {
+  store: VectorStore;
+  files: ImageFiles;
+  models: ModelRegistry;
+  /** The name the API addresses (QDRANT_COLLECTION): an alias to the live collection. */
+  alias: string;
+  log: Logger;
+  /** How long a resolved alias is trusted before it is looked up again (default 1000 ms). */
+  liveRefreshMs?: number;
+}
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface ItemFields {
+  itemId: string;
+  itemName: string | null;
+  itemCode: string | null;
+}
+
+export interface SearchHit {
+  item_id: string;
+  item_name: string | null;
+  item_code: string | null;
+  score: number;
+  image_id: string;
+}
+
+interface Live {
+  collection: Collection;
+  info: CollectionInfo;
+  embedder: Embedder;
+  at: number;
+}
+
+const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
+
+export class Catalog {
+  private readonly locks = new KeyedLock();
+  private live?: Live;
+  private refreshing?: Promise<Live>;
+
+  private constructor(private readonly options: CatalogOptions) {}
+
+  /**
+   * Binds to the live collection (creating `<alias>_<model>_<dim>` and the alias on first start),
+   * refuses to start when its vectors were made by another model, and finishes or removes any image
+   * left half-ingested by a crash.
+   */
+  static async open(options: CatalogOptions): Promise<Catalog> {
+    const catalog = new Catalog(options);
+    const embedder = await options.models.default();
+    const { name, dim } = embedder.manifest;
+    const { store, alias, log } = options;
+    let info = await store.collection(alias).info();
+    if (!info) {
+      const collection = collectionNameFor(alias, name, dim);
+      const existing = (await store.listCollections()).find((c) => c.name === collection);
+      if (!existing) await store.createCollection(collection, dim, name);
+      await store.setAlias(alias, collection);
+      log.info(`Created collection ${collection} (${dim}-d, model ${name}) behind alias ${alias}.`);
+      info = (await store.collection(alias).info())!;
+    }
+    if (info.dim !== dim) {
+      throw new StartupError(
+        `Collection ${info.name} (addressed as ${alias}) holds ${info.dim}-d vectors, but the model ${name} (${options.models.defaultPath}) makes ${dim}-d vectors. ` +
+          `Nothing was changed. Re-embed the stored images with: ${MIGRATE_HINT}, or point MODEL_PATH at the model the collection was built with.`,
+      );
+    }
+    if (info.model && info.model !== name) {
+      throw new StartupError(
+        `Collection ${info.name} (addressed as ${alias}) was built with model ${info.model}, but MODEL_PATH is model ${name}; ` +
+          `their vectors are not comparable. Nothing was changed. Re-embed with: ${MIGRATE_HINT}, or set MODEL_PATH to ${info.model}.onnx.`,
+      );
+    }
+    catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
+    await catalog.recoverStaged(catalog.live.collection);
+    return catalog;
+  }
+
+  /** Files left in staging by a crash: finish those whose point was written, remove the others. */
+  private async recoverStaged(collection: Collection): Promise<void> {
+    const { files, log } = this.options;
+    for (const imageId of await files.staged()) {
+      const record = await collection.image(imageId);
+      if (record) {
+        await files.commit(imageId, record.file);
+        log.warn(`Recovered image ${imageId} of item ${JSON.stringify(record.itemId)} left in staging by an interrupted ingest.`);
+      } else {
+        await files.discard(imageId);
+        log.warn(`Removed staged file ${imageId}: its ingest was interrupted before the point was written.`);
+      }
+    }
+  }
+
+  /**
+   * The live collection and the model that embeds for it. The alias is looked up again at most every
+   * liveRefreshMs, so a migration's alias switch (and its model) is followed without a restart. Each
+   * request then works on the resolved collection, never mixing one model's vector with another's.
+   */
+  private async current(): Promise<Live> {
+    const refreshMs = this.options.liveRefreshMs ?? 1000;
+    if (this.live && Date.now() - this.live.at < refreshMs) return this.live;
+    this.refreshing ??= this.resolveLive().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async resolveLive(): Promise<Live> {
+    const { store, alias, models } = this.options;
+    const info = await store.collection(alias).info();
+    if (!info) throw unavailable('collection_missing', `The collection ${alias} no longer exists in the store. Restart the service to create it, or restore a backup.`);
+    let embedder = this.live?.embedder ?? (await models.default());
+    if (info.model && info.model !== embedder.manifest.name) {
+      try {
+        embedder = await models.byName(info.model);
+      } catch (error) {
+        throw unavailable('model_unavailable', `The live collection ${info.name} uses model ${info.model}, which this server cannot load (${(error as Error).message}).`);
+      }
+    }
+    if (embedder.manifest.dim !== info.dim) {
+      throw unavailable('model_mismatch', `The live collection ${info.name} holds ${info.dim}-d vectors but model ${embedder.manifest.name} makes ${embedder.manifest.dim}-d vectors. Run: ${MIGRATE_HINT}.`);
+    }
+    this.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
+    return this.live;
+  }
+
+  /** Throws a 503 ServiceError (or the store's unavailability) when not ready to serve. */
+  async ready(): Promise<{ collection: string; model: string; dim: number }> {
+    await this.options.store.ping();
+    const live = await this.current();
+    return { collection: live.info.name, model: live.embedder.manifest.name, dim: live.info.dim };
+  }
+
+  async embed(bytes: Buffer): Promise<{ model: string; dim: number; vector: Float32Array }> {
+    const { embedder } = await this.current();
+    return { model: embedder.manifest.name, dim: embedder.manifest.dim, vector: await embedder.embed(bytes) };
+  }
+
+  async search(bytes: Buffer, topK: number): Promise<SearchHit[]> {
+    const { collection, embedder } = await this.current();
+    const matches = await collection.searchItems(await embedder.embed(bytes), topK);
+    return matches.map(({ record, score }) => ({
+      item_id: record.itemId,
+      item_name: record.itemName,
+      item_code: record.itemCode,
+      score,
+      image_id: record.imageId,
+    }));
+  }
+
+  /** A new item with its first image; 409 when the item exists. */
+  async ingest(fields: ItemFields, bytes: Buffer): Promise<ImageRecord> {
+    const live = await this.current();
+    const itemExists = async () => (await live.collection.itemImages(fields.itemId)).length > 0;
+    const exists = () =>
+      conflict('item_exists', `Item ${JSON.stringify(fields.itemId)} already exists. Add images with POST /items/{item_id}/images or delete it first.`);
+    if (await itemExists()) throw exists(); // fail fast, before the costly embedding
+    const vector = await live.embedder.embed(bytes);
+    return this.locks.run(fields.itemId, async () => {
+      if (await itemExists()) throw exists();
+      return this.store(live, fields, bytes, vector);
+    });
+  }
+
+  /** Another image of an existing item (its name and code are kept); 404 when the item is unknown. */
+  async addImage(itemId: string, bytes: Buffer): Promise<ImageRecord> {
+    const live = await this.current();
+    const vector = await live.embedder.embed(bytes);
+    return this.locks.run(itemId, async () => {
+      const [first] = await live.collection.itemImages(itemId);
+      if (!first) throw unknownItem(itemId);
+      return this.store(live, { itemId, itemName: first.itemName, itemCode: first.itemCode }, bytes, vector);
+    });
+  }
+
+  private async store(live: Live, fields: ItemFields, bytes: Buffer, vector: Float32Array): Promise<ImageRecord> {
+    const { files } = this.options;
+    const imageId = randomUUID();
+    const record: ImageRecord = {
+      imageId,
+      itemId: fields.itemId,
+      itemName: fields.itemName,
+      itemCode: fields.itemCode,
+      file: files.relativePath(fields.itemId, imageId, await imageFormat(bytes)),
+      sha256: sha256Hex(bytes),
+      bytes: bytes.length,
+      model: live.embedder.manifest.name,
+      createdAt: new Date().toISOString(),
+    };
+    await files.stage(imageId, bytes);
+    try {
+      await live.collection.upsert(record, vector);
+    } catch (error) {
+      await files.discard(imageId);
+      throw error;
+    }
+    try {
+      await files.commit(imageId, record.file);
+    } catch (error) {
+      // The point must not outlive a file that never reached its place.
+      await live.collection.deleteImages([imageId]);
+      await files.discard(imageId);
+      throw error;
+    }
+    return record;
+  }
+
+  async item(itemId: string): Promise<ImageRecord[]> {
+    const images = await (await this.current()).collection.itemImages(itemId);
+    if (images.length === 0) throw unknownItem(itemId);
+    return images;
+  }
+
+  /** Removes every point and file of an item; 404 when unknown. Returns the removed images. */
+  async deleteItem(itemId: string): Promise<ImageRecord[]> {
+    const { collection } = await this.current();
+    return this.locks.run(itemId, async () => {
+      const images = await collection.itemImages(itemId);
+      if (images.length === 0) throw unknownItem(itemId);
+      await collection.deleteItem(itemId);
+      await Promise.all(images.map((image) => this.options.files.remove(image.file)));
+      await this.options.files.removeItem(itemId);
+      return images;
+    });
+  }
+
+  /** Removes all points and all stored files. Returns how many points there were. */
+  async deleteAll(): Promise<number> {
+    const { collection } = await this.current();
+    const count = await collection.count();
+    await collection.deleteAll();
+    await this.options.files.wipe();
+    return count;
+  }
+}
+
+const unknownItem = (itemId: string) =>
+  notFound('item_not_found', `No item ${JSON.stringify(itemId)}. Create it with POST /ingest.`);

@@ -1,0 +1,11 @@
+// The adapter follows the configuration: Qdrant when QDRANT_URL is set, the embedded store otherwise.
+import type { Config } from '../config.js';
+import { openEmbeddedStore } from './embedded.js';
+import type { VectorStore } from './port.js';
+import { createQdrantStore } from './qdrant.js';
+
+export function openStore(config: Config, log: (message: string) => void): VectorStore {
+  return config.qdrantUrl
+    ? createQdrantStore({ url: config.qdrantUrl, apiKey: config.qdrantApiKey })
+    : openEmbeddedStore({ dataDir: config.dataDir, log });
+}
