@@ -7,6 +7,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Native addons (onnxruntime, sharp, better-sqlite3) keep per-process state; forks isolate them.
     pool: 'forks',
+    // Every test process refuses TCP connections outside loopback (see the file for why).
+    setupFiles: ['test/support/loopback-only.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     // The JSON report is what .ci/run counts; vitest's own last line is only a duration.

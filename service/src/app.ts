@@ -39,7 +39,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.logger ?? false,
     // Item ids of up to 1024 characters travel URL-encoded in paths (a unicode character takes up to 12).
-    maxParamLength: 12 * 1024,
+    routerOptions: { maxParamLength: 12 * 1024 },
     bodyLimit: 1024 * 1024,
   });
   await app.register(errorHandling, { maxImageBytes: config.maxImageBytes });

@@ -93,6 +93,7 @@ export class Catalog {
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
     await catalog.recoverStaged(catalog.live.collection);
+    await store.prepareIndex(info.name); // the first search should not pay for loading the index
     return catalog;
   }
 

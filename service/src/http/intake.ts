@@ -18,8 +18,22 @@ export class ImageIntake {
     if (!request.isMultipart()) {
       throw new ServiceError(415, 'multipart_required', 'Send the request as multipart/form-data with a `file` part or an `image_url` field.');
     }
-    const fields: Record<string, string> = {};
-    let file: Buffer | undefined;
+    const { fields, file } = await readParts(request);
+    if (Object.hasOwn(fields, 'file')) {
+      throw badRequest('invalid_file', 'The `file` field must be an uploaded file (curl: -F "file=@photo.jpg"), not a text value.');
+    }
+    const url = fields.image_url?.trim();
+    if (file && url) throw badRequest('ambiguous_image', 'Send either a `file` part or an `image_url` field, not both.');
+    if (file) return { fields, bytes: file };
+    if (url) return { fields, bytes: await fetchImage(url, this.urlPolicy) };
+    throw badRequest('image_required', 'Send the image as a `file` part or an `image_url` field.');
+  }
+}
+
+async function readParts(request: FastifyRequest): Promise<{ fields: Record<string, string>; file?: Buffer }> {
+  const fields: Record<string, string> = {};
+  let file: Buffer | undefined;
+  try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
         if (part.fieldname !== 'file') {
@@ -33,15 +47,12 @@ export class ImageIntake {
         fields[part.fieldname] = String(part.value);
       }
     }
-    if (Object.hasOwn(fields, 'file')) {
-      throw badRequest('invalid_file', 'The `file` field must be an uploaded file (curl: -F "file=@photo.jpg"), not a text value.');
-    }
-    const url = fields.image_url?.trim();
-    if (file && url) throw badRequest('ambiguous_image', 'Send either a `file` part or an `image_url` field, not both.');
-    if (file) return { fields, bytes: file };
-    if (url) return { fields, bytes: await fetchImage(url, this.urlPolicy) };
-    throw badRequest('image_required', 'Send the image as a `file` part or an `image_url` field.');
+  } catch (error) {
+    // Limit errors carry a Fastify code (mapped by the error handler); the parser's own errors do not.
+    if (error instanceof ServiceError || (error as { code?: string }).code?.startsWith('FST_')) throw error;
+    throw badRequest('invalid_multipart', `The multipart body could not be read (${(error as Error).message}). Send a well-formed multipart/form-data request.`);
   }
+  return { fields, file };
 }
 
 /** A text field that must be present: non-blank, at most `max` characters, no NUL. */

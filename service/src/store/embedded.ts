@@ -91,6 +91,32 @@ function toRecord(row: PointRow): ImageRecord {
 const toVector = (blob: Buffer) => new Float32Array(new Uint8Array(blob).buffer);
 const toBlob = (vector: Float32Array) => Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength);
 
+/** SQLite failures that mean "the store cannot serve now" (disk full, I/O error, locked too long, closed),
+ * as opposed to programming errors. */
+const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB)/;
+
+function asUnavailable(error: unknown): unknown {
+  const code = (error as { code?: string }).code ?? '';
+  if (UNAVAILABLE.test(code) || /database connection is not open/.test((error as Error).message)) {
+    return new StoreUnavailableError(`The embedded database cannot be used: ${(error as Error).message}. Check the disk under DATA_DIR.`);
+  }
+  return error;
+}
+
+/** Every public method is async: map its failures in one place rather than in each body. */
+function guarded<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      const value = Reflect.get(object, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(object, args);
+        return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asUnavailable(error))) : result;
+      };
+    },
+  });
+}
+
 function dot(a: Float32Array, b: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
@@ -145,7 +171,7 @@ export class EmbeddedStore implements VectorStore {
   }
 
   collection(name: string): Collection {
-    return new EmbeddedCollection(this, name);
+    return guarded(new EmbeddedCollection(this, name));
   }
 
   async listCollections(): Promise<CollectionInfo[]> {
@@ -520,5 +546,5 @@ class EmbeddedCollection implements Collection {
 }
 
 export function openEmbeddedStore(options: EmbeddedStoreOptions): EmbeddedStore {
-  return new EmbeddedStore(options);
+  return guarded(new EmbeddedStore(options));
 }

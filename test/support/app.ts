@@ -1,0 +1,71 @@
+// Builds the real app (embedded store, real ONNX test model, real files) in a temp directory.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../service/src/app.js';
+import { Catalog } from '../../service/src/catalog/catalog.js';
+import { ImageFiles } from '../../service/src/catalog/image-files.js';
+import { loadConfig, type Config } from '../../service/src/config.js';
+import { ModelRegistry } from '../../service/src/embedding/registry.js';
+import type { UrlFetchPolicy } from '../../service/src/images/fetch-url.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded.js';
+import type { VectorStore } from '../../service/src/store/port.js';
+import { writeTestModel } from './onnx-model.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  catalog: Catalog;
+  store: VectorStore;
+  config: Config;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function startTestApp(
+  options: { env?: Record<string, string>; store?: (config: Config) => VectorStore; urlPolicy?: Partial<UrlFetchPolicy> } = {},
+): Promise<TestApp> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'app-'));
+  const model = writeTestModel({ dir: path.join(dir, 'models'), name: 'test_model', dim: 64 });
+  const config = loadConfig({ DATA_DIR: path.join(dir, 'data'), MODEL_PATH: model.onnxPath, ...options.env });
+  const store = options.store?.(config) ?? openEmbeddedStore({ dataDir: config.dataDir });
+  const models = new ModelRegistry(config.modelPath, {
+    threads: 1,
+    concurrency: config.embedConcurrency,
+    queueMax: config.embedQueueMax,
+    maxPixels: config.maxImagePixels,
+  });
+  const catalog = await Catalog.open({
+    store,
+    files: new ImageFiles(config.imageStorageDir),
+    models,
+    alias: config.collection,
+    log: { info: () => {}, warn: () => {} },
+  });
+  const app = await buildApp({ config, catalog, storeKind: store.kind, urlPolicy: options.urlPolicy });
+  return {
+    app,
+    catalog,
+    store,
+    config,
+    dir,
+    async close() {
+      await app.close();
+      await models.close();
+      await store.close().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A multipart body built by the platform's FormData, as an HTTP client would send it. */
+export async function multipart(fields: Record<string, string>, file?: { bytes: Buffer; name?: string; type?: string }) {
+  const form = new FormData();
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
+  if (file) form.append('file', new Blob([file.bytes], { type: file.type ?? 'application/octet-stream' }), file.name ?? 'photo.jpg');
+  const request = new Request('http://localhost/', { method: 'POST', body: form });
+  return {
+    payload: Buffer.from(await request.arrayBuffer()),
+    headers: { 'content-type': request.headers.get('content-type')! },
+  };
+}
