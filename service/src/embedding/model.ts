@@ -1,7 +1,7 @@
 // An embedding model = NAME.onnx + NAME.json (the sidecar). Loading checks the sidecar against the
 // session itself, so a wrong or swapped file fails at start with a message naming file and mismatch.
 import { readFile } from 'node:fs/promises';
-import * as ort from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
 import type { PreprocessSpec } from '../images/preprocess.js';
 
 export class ModelError extends Error {
@@ -61,26 +61,139 @@ export function l2Normalize(vector: Float32Array): Float32Array {
   return vector;
 }
 
-export async function loadModel(onnxPath: string, options: { threads: number }): Promise<OnnxModel> {
-  const manifest = await readManifest(onnxPath);
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(onnxPath, {
-      intraOpNumThreads: options.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
-  } catch (error) {
-    throw new ModelError(`Cannot load the ONNX model ${onnxPath}: ${(error as Error).message}`);
+interface WorkerReply {
+  id?: number;
+  ready?: boolean;
+  error?: string;
+  data?: Float32Array;
+  dims?: number[];
+  inputNames?: string[];
+  outputNames?: string[];
+}
+
+interface Job {
+  id: number;
+  data: Float32Array;
+  dims: number[];
+  resolve: (reply: { data: Float32Array; dims: number[] }) => void;
+  reject: (error: Error) => void;
+}
+
+/** A fixed set of inference workers, each with its own session; jobs wait for a free one. */
+class InferencePool {
+  private readonly idle: Worker[] = [];
+  private readonly busy = new Map<Worker, Job>();
+  private readonly waiting: Job[] = [];
+  private nextId = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly path: string,
+    private readonly threads: number,
+    private readonly names: { input: string; output: string },
+  ) {}
+
+  static async start(path: string, options: { threads: number; workers: number }, names: { input: string; output: string }) {
+    const pool = new InferencePool(path, options.threads, names);
+    const started = await Promise.allSettled(Array.from({ length: options.workers }, () => pool.spawn()));
+    const failure = started.find((result) => result.status === 'rejected');
+    if (failure) {
+      await pool.close();
+      throw (failure as PromiseRejectedResult).reason;
+    }
+    return { pool, ...(started[0] as PromiseFulfilledResult<{ inputNames: string[]; outputNames: string[] }>).value };
   }
+
+  private spawn(): Promise<{ inputNames: string[]; outputNames: string[] }> {
+    const worker = new Worker(new URL('./inference-worker.js', import.meta.url), { workerData: { path: this.path, threads: this.threads } });
+    return new Promise((resolve, reject) => {
+      worker.once('message', (reply: WorkerReply) => {
+        if (!reply.ready) {
+          void worker.terminate();
+          return reject(new ModelError(`Cannot load the ONNX model ${this.path}: ${reply.error}`));
+        }
+        worker.on('message', (message: WorkerReply) => this.finish(worker, message));
+        this.release(worker);
+        resolve({ inputNames: reply.inputNames!, outputNames: reply.outputNames! });
+      });
+      worker.on('error', (error) => this.lost(worker, error));
+      worker.on('exit', (code) => this.lost(worker, new Error(`inference worker exited with code ${code}`)));
+    });
+  }
+
+  run(data: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {
+    if (this.closed) return Promise.reject(new Error('The model is closed.'));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id: this.nextId++, data, dims, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.waiting.length > 0) {
+      const worker = this.idle.pop()!;
+      const job = this.waiting.shift()!;
+      this.busy.set(worker, job);
+      worker.postMessage({ id: job.id, ...this.names, data: job.data, dims: job.dims }, [job.data.buffer as ArrayBuffer]);
+    }
+  }
+
+  private release(worker: Worker): void {
+    this.idle.push(worker);
+    this.dispatch();
+  }
+
+  private finish(worker: Worker, reply: WorkerReply): void {
+    const job = this.busy.get(worker);
+    if (!job || job.id !== reply.id) return;
+    this.busy.delete(worker);
+    if (reply.error) job.reject(new Error(`Inference failed: ${reply.error}`));
+    else job.resolve({ data: reply.data!, dims: reply.dims! });
+    this.release(worker);
+  }
+
+  /** A worker died (out of memory, native crash): fail its job and start a replacement. */
+  private lost(worker: Worker, error: Error): void {
+    const job = this.busy.get(worker);
+    this.busy.delete(worker);
+    const index = this.idle.indexOf(worker);
+    if (index >= 0) this.idle.splice(index, 1);
+    job?.reject(error);
+    if (!this.closed && job) this.spawn().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const workers = [...this.idle, ...this.busy.keys()];
+    this.idle.length = 0;
+    for (const job of this.waiting.splice(0)) job.reject(new Error('The model was closed.'));
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+}
+
+/**
+ * Loads the model in `workers` inference threads (one session each, `threads` intra-op threads) and
+ * checks it against its sidecar with one real inference.
+ */
+export async function loadModel(onnxPath: string, options: { threads: number; workers?: number }): Promise<OnnxModel> {
+  const manifest = await readManifest(onnxPath);
+  const { pool, inputNames, outputNames } = await InferencePool.start(
+    onnxPath,
+    { threads: options.threads, workers: options.workers ?? 1 },
+    { input: manifest.input, output: manifest.output },
+  );
   const mismatch = (what: string) =>
     new ModelError(`Model ${onnxPath} does not match its sidecar ${sidecarPathOf(onnxPath)}: ${what}.`);
-  if (!session.inputNames.includes(manifest.input)) {
-    throw mismatch(`the sidecar names input "${manifest.input}" but the model's inputs are ${JSON.stringify(session.inputNames)}`);
-  }
-  if (!session.outputNames.includes(manifest.output)) {
-    throw mismatch(`the sidecar names output "${manifest.output}" but the model's outputs are ${JSON.stringify(session.outputNames)}`);
+  try {
+    if (!inputNames.includes(manifest.input)) {
+      throw mismatch(`the sidecar names input "${manifest.input}" but the model's inputs are ${JSON.stringify(inputNames)}`);
+    }
+    if (!outputNames.includes(manifest.output)) {
+      throw mismatch(`the sidecar names output "${manifest.output}" but the model's outputs are ${JSON.stringify(outputNames)}`);
+    }
+  } catch (error) {
+    await pool.close();
+    throw error;
   }
   const side = manifest.crop;
   const area = 3 * side * side;
@@ -88,18 +201,20 @@ export async function loadModel(onnxPath: string, options: { threads: number }):
   const run = async (tensors: Float32Array[]): Promise<Float32Array[]> => {
     const batch = new Float32Array(area * tensors.length);
     tensors.forEach((tensor, i) => batch.set(tensor, i * area));
-    const feeds = { [manifest.input]: new ort.Tensor('float32', batch, [tensors.length, 3, side, side]) };
-    const result = await session.run(feeds, [manifest.output]);
-    const output = result[manifest.output]!;
+    const output = await pool.run(batch, [tensors.length, 3, side, side]);
     const width = output.dims[output.dims.length - 1];
     if (output.dims.length !== 2 || output.dims[0] !== tensors.length || width !== manifest.dim) {
       throw mismatch(`the sidecar says ${manifest.dim}-d but the model outputs shape [${output.dims.join(', ')}]`);
     }
-    const data = output.data as Float32Array;
-    return tensors.map((_, i) => l2Normalize(data.slice(i * width, (i + 1) * width)));
+    return tensors.map((_, i) => l2Normalize(output.data.slice(i * width, (i + 1) * width)));
   };
 
   // One real inference at load: proves the output width and warms the session before the first request.
-  await run([new Float32Array(area)]);
-  return { manifest, path: onnxPath, run, close: () => session.release() };
+  try {
+    await run([new Float32Array(area)]);
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+  return { manifest, path: onnxPath, run, close: () => pool.close() };
 }
