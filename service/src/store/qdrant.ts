@@ -1,0 +1,380 @@
+// The Qdrant adapter of the vector-store port, through @qdrant/js-client-rest only.
+//
+// Layout: one cosine collection per model (one unnamed dense vector), one point per image with the
+// image id (a UUID) as point id, a snake_case payload, and a keyword index on item_id for the item
+// filters. Collections record {model, dim} in Qdrant's collection metadata.
+//
+// Every write passes wait: true. Without it Qdrant acknowledges a write before applying it, so a read
+// right after could miss it; the client leaves `wait` unset for delete and createPayloadIndex.
+import { QdrantClient, QdrantClientResourceExhaustedError, QdrantClientTimeoutError, type Schemas } from '@qdrant/js-client-rest';
+import {
+  StoreUnavailableError,
+  type Collection,
+  type CollectionInfo,
+  type ImageRecord,
+  type ItemMatch,
+  type ScrollPage,
+  type VectorStore,
+} from './port.js';
+
+export interface QdrantStoreOptions {
+  /** Full URL (http://qdrant:6333). The client turns a bare host plus an API key into https. */
+  url: string;
+  apiKey?: string;
+  /** Time allowed for one request (ms); a Qdrant that does not answer in time counts as down. */
+  timeoutMs?: number;
+  /** prepareIndex: how often to look at the collection status, and for how long at most (ms). */
+  indexPollMs?: number;
+  indexTimeoutMs?: number;
+}
+
+/** A request Qdrant refused (4xx other than auth): a bug in the request, not an outage. */
+export class QdrantRequestError extends Error {
+  override name = 'QdrantRequestError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Points per upsert request: 256 × 1280-d floats as JSON stay far below Qdrant's 32 MiB body limit. */
+const UPSERT_BATCH = 256;
+/** Points per page when reading all images of an item. */
+const ITEM_PAGE = 256;
+
+interface Payload {
+  item_id: string;
+  item_name: string | null;
+  item_code: string | null;
+  image_id: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+  model: string;
+  created_at: string;
+}
+
+function toPayload(record: ImageRecord): Payload {
+  return {
+    item_id: record.itemId,
+    item_name: record.itemName,
+    item_code: record.itemCode,
+    image_id: record.imageId,
+    file: record.file,
+    sha256: record.sha256,
+    bytes: record.bytes,
+    model: record.model,
+    created_at: record.createdAt,
+  };
+}
+
+const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+const optionalText = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
+/**
+ * Points written by other tools (e.g. the original service) may lack fields; missing ones read as
+ * empty so that scrolls and migrations report them instead of failing on them.
+ */
+function toRecord(id: string | number, payload: Record<string, unknown> | null | undefined): ImageRecord {
+  const p = payload ?? {};
+  return {
+    imageId: String(id),
+    itemId: typeof p.item_id === 'string' || typeof p.item_id === 'number' ? String(p.item_id) : '',
+    itemName: optionalText(p.item_name),
+    itemCode: optionalText(p.item_code),
+    file: text(p.file),
+    sha256: text(p.sha256),
+    bytes: typeof p.bytes === 'number' ? p.bytes : 0,
+    model: text(p.model),
+    createdAt: text(p.created_at),
+  };
+}
+
+const toVector = (vector: unknown): Float32Array | undefined => (Array.isArray(vector) ? Float32Array.from(vector as number[]) : undefined);
+const itemFilter = (itemId: string): Schemas['Filter'] => ({ must: [{ key: 'item_id', match: { value: itemId } }] });
+
+/** Where an error came from: the connection, the server, or the request. */
+function classify(error: unknown): { kind: 'down' | 'auth' | 'server' | 'request'; status?: number; detail: string } {
+  if (error instanceof QdrantClientTimeoutError) return { kind: 'down', detail: 'no answer within the request timeout' };
+  if (error instanceof QdrantClientResourceExhaustedError) return { kind: 'server', status: 429, detail: `rate limited (${error.message})` };
+  // The client's failed responses carry the HTTP status and Qdrant's body ({status: {error}}).
+  const response = error as { status?: unknown; data?: { status?: { error?: unknown } } };
+  if (error instanceof Error && typeof response.status === 'number') {
+    const detail = typeof response.data?.status?.error === 'string' ? response.data.status.error : error.message;
+    if (response.status === 401 || response.status === 403) return { kind: 'auth', status: response.status, detail };
+    if (response.status >= 500 || response.status === 429) return { kind: 'server', status: response.status, detail };
+    return { kind: 'request', status: response.status, detail };
+  }
+  // fetch (undici) fails with TypeError('fetch failed') and the socket error as its cause.
+  if (error instanceof TypeError) {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const code = typeof cause?.code === 'string' ? cause.code : undefined;
+    const message = typeof cause?.message === 'string' ? cause.message : error.message;
+    return { kind: 'down', detail: code ? `${code}: ${message}` : message };
+  }
+  return { kind: 'request', detail: error instanceof Error ? error.message : String(error) };
+}
+
+export class QdrantStore implements VectorStore {
+  readonly kind = 'qdrant' as const;
+  readonly client: QdrantClient;
+  /** The URL without credentials, for messages. */
+  private readonly where: string;
+
+  constructor(private readonly options: QdrantStoreOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(options.url);
+    } catch {
+      throw new Error(`QDRANT_URL=${JSON.stringify(options.url)} is not a URL; use a full URL such as http://qdrant:6333.`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new Error(`QDRANT_URL must start with http:// or https:// (got ${parsed.protocol}).`);
+    }
+    parsed.username = '';
+    parsed.password = '';
+    this.where = parsed.toString().replace(/\/$/, '');
+    // A full `url` keeps the scheme we were given: with `host` + `apiKey` the client would switch to
+    // https. checkCompatibility stays on: it only warns, and a client/server version gap is worth a warning.
+    this.client = new QdrantClient({ url: options.url, apiKey: options.apiKey, timeout: options.timeoutMs ?? 60_000 });
+  }
+
+  /** Runs one client call; outages become StoreUnavailableError, refused requests QdrantRequestError. */
+  async call<T>(what: string, run: (client: QdrantClient) => Promise<T>): Promise<T> {
+    try {
+      return await run(this.client);
+    } catch (error) {
+      const { kind, status, detail } = classify(error);
+      switch (kind) {
+        case 'down':
+          throw new StoreUnavailableError(
+            `Qdrant at QDRANT_URL=${this.where} does not answer (${what}: ${detail}). Check that Qdrant is running and reachable from this host and that QDRANT_URL is right.`,
+          );
+        case 'auth':
+          throw new StoreUnavailableError(
+            `Qdrant at QDRANT_URL=${this.where} refused the API key (${what}: ${status} ${detail}). Check QDRANT_API_KEY against Qdrant's service.api_key.`,
+          );
+        case 'server':
+          throw new StoreUnavailableError(
+            `Qdrant at QDRANT_URL=${this.where} failed (${what}: ${status} ${detail}). Check Qdrant's log, its disk space and memory.`,
+          );
+        default:
+          throw new QdrantRequestError(status ?? 0, `Qdrant refused ${what}${status ? ` (${status})` : ''}: ${detail}`);
+      }
+    }
+  }
+
+  /** Like call(), but a 404 (no such collection) gives `absent` instead of an error. */
+  async callOr<T, A>(what: string, absent: A, run: (client: QdrantClient) => Promise<T>): Promise<T | A> {
+    try {
+      return await this.call(what, run);
+    } catch (error) {
+      if (error instanceof QdrantRequestError && error.status === 404) return absent;
+      throw error;
+    }
+  }
+
+  async ping(): Promise<void> {
+    // Listing collections needs the API key, so this also proves the key works.
+    await this.call('listing collections', (c) => c.getCollections());
+  }
+
+  collection(name: string): Collection {
+    return new QdrantCollection(this, name);
+  }
+
+  async listAliases(): Promise<Record<string, string>> {
+    const { aliases } = await this.call('listing aliases', (c) => c.getAliases());
+    return Object.fromEntries(aliases.map((a) => [a.alias_name, a.collection_name]));
+  }
+
+  async listCollections(): Promise<CollectionInfo[]> {
+    const { collections } = await this.call('listing collections', (c) => c.getCollections());
+    const infos = await Promise.all(collections.map(({ name }) => this.describe(name)));
+    return infos.filter((info): info is CollectionInfo => info !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Width, model and exact size of a real collection (not an alias); undefined when it does not exist. */
+  async describe(name: string): Promise<CollectionInfo | undefined> {
+    const info = await this.callOr(`reading collection ${name}`, undefined, (c) => c.getCollection(name));
+    if (!info) return undefined;
+    const vectors = info.config.params.vectors;
+    const size = vectors && typeof vectors === 'object' && 'size' in vectors ? vectors.size : undefined;
+    if (typeof size !== 'number') {
+      throw new Error(`Qdrant collection ${name} uses named vectors; this service needs one unnamed vector per point.`);
+    }
+    const metadata = info.config.metadata as Record<string, unknown> | null | undefined;
+    const count = await this.callOr(`counting points of ${name}`, undefined, (c) => c.count(name, { exact: true }));
+    if (!count) return undefined;
+    return { name, dim: size, model: typeof metadata?.model === 'string' ? metadata.model : null, points: count.count };
+  }
+
+  /** The collection an alias (or collection) name addresses. */
+  async resolve(name: string): Promise<string> {
+    const aliases = await this.listAliases();
+    return aliases[name] ?? name;
+  }
+
+  async createCollection(name: string, dim: number, model: string): Promise<void> {
+    // The client's createCollection() drops `metadata`; its generated API passes the whole body.
+    await this.call(`creating collection ${name}`, (c) =>
+      c.api().createCollection({ collection_name: name, vectors: { size: dim, distance: 'Cosine' }, metadata: { model, dim } }),
+    );
+    try {
+      await this.call(`creating the item_id index of ${name}`, (c) =>
+        c.createPayloadIndex(name, { field_name: 'item_id', field_schema: 'keyword', wait: true }),
+      );
+    } catch (error) {
+      // Without its index the collection is half made; remove it so that a retry starts clean.
+      await this.call(`removing half-created collection ${name}`, (c) => c.deleteCollection(name)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async deleteCollection(name: string): Promise<void> {
+    await this.call(`deleting collection ${name}`, (c) => c.deleteCollection(name));
+  }
+
+  async setAlias(alias: string, collection: string): Promise<void> {
+    // Qdrant 1.18 applies alias actions one by one and keeps those before a failing one, so a
+    // missing target would leave the alias deleted: check the target first, among real collections
+    // (collectionExists also says yes for an alias, which create_alias refuses).
+    const { collections } = await this.call('listing collections', (c) => c.getCollections());
+    if (!collections.some((c) => c.name === collection)) {
+      throw new QdrantRequestError(404, `Cannot point alias ${alias} at ${collection}: no such collection.`);
+    }
+    const current = await this.listAliases();
+    const actions: Schemas['AliasOperations'][] = [];
+    if (alias in current) actions.push({ delete_alias: { alias_name: alias } });
+    actions.push({ create_alias: { alias_name: alias, collection_name: collection } });
+    // One request: Qdrant applies its actions under one lock, so no search sees the alias missing.
+    await this.call(`pointing alias ${alias} at ${collection}`, (c) => c.updateCollectionAliases({ actions }));
+  }
+
+  async prepareIndex(collection: string): Promise<void> {
+    const pollMs = this.options.indexPollMs ?? 500;
+    const deadline = Date.now() + (this.options.indexTimeoutMs ?? 30 * 60_000);
+    for (;;) {
+      const info = await this.call(`reading collection ${collection}`, (c) => c.getCollection(collection));
+      if (info.status === 'green') return;
+      if (info.status === 'red') throw new Error(`Qdrant collection ${collection} is red (an optimizer failed); see Qdrant's log.`);
+      if (Date.now() > deadline) {
+        throw new Error(`Qdrant collection ${collection} is still ${info.status} (indexing) after ${Math.round((this.options.indexTimeoutMs ?? 30 * 60_000) / 1000)} s.`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  async close(): Promise<void> {
+    // The client holds no resources that need closing (its HTTP agent idles out on its own).
+  }
+}
+
+class QdrantCollection implements Collection {
+  constructor(
+    private readonly store: QdrantStore,
+    readonly name: string,
+  ) {}
+
+  async info(): Promise<CollectionInfo | undefined> {
+    return this.store.describe(await this.store.resolve(this.name));
+  }
+
+  async upsert(record: ImageRecord, vector: Float32Array): Promise<void> {
+    await this.upsertMany([{ record, vector }]);
+  }
+
+  async upsertMany(points: Array<{ record: ImageRecord; vector: Float32Array }>): Promise<void> {
+    for (let start = 0; start < points.length; start += UPSERT_BATCH) {
+      const batch = points.slice(start, start + UPSERT_BATCH).map(({ record, vector }) => ({
+        id: record.imageId,
+        vector: Array.from(vector),
+        payload: toPayload(record) as unknown as Record<string, unknown>,
+      }));
+      await this.store.call(`writing ${batch.length} point(s) to ${this.name}`, (c) => c.upsert(this.name, { wait: true, points: batch }));
+    }
+  }
+
+  async image(imageId: string): Promise<ImageRecord | undefined> {
+    const found = await this.store.callOr(`reading image ${imageId} from ${this.name}`, [], (c) =>
+      c.retrieve(this.name, { ids: [imageId], with_payload: true, with_vector: false }),
+    );
+    const [point] = found;
+    return point ? toRecord(point.id, point.payload) : undefined;
+  }
+
+  async itemImages(itemId: string): Promise<ImageRecord[]> {
+    const records: ImageRecord[] = [];
+    let offset: Schemas['ExtendedPointId'] | undefined;
+    do {
+      const page = await this.store.callOr(`reading the images of item ${JSON.stringify(itemId)} from ${this.name}`, undefined, (c) =>
+        c.scroll(this.name, { filter: itemFilter(itemId), limit: ITEM_PAGE, offset, with_payload: true, with_vector: false }),
+      );
+      if (!page) return [];
+      records.push(...page.points.map((p) => toRecord(p.id, p.payload)));
+      const next = page.next_page_offset;
+      offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
+    } while (offset !== undefined);
+    // Oldest first; the image id breaks ties so that the order is stable.
+    return records.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.imageId < b.imageId ? -1 : 1));
+  }
+
+  async searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]> {
+    if (limit <= 0) return [];
+    // One group per item with its single best image; Qdrant orders the groups by that image's score.
+    const { groups } = await this.store.call(`searching ${this.name}`, (c) =>
+      c.queryGroups(this.name, { query: Array.from(vector), group_by: 'item_id', group_size: 1, limit, with_payload: true, with_vector: false }),
+    );
+    return groups.flatMap((group) => {
+      const [best] = group.hits;
+      return best ? [{ record: toRecord(best.id, best.payload), score: best.score }] : [];
+    });
+  }
+
+  async deleteImages(imageIds: string[]): Promise<void> {
+    if (imageIds.length === 0) return;
+    await this.store.callOr(`deleting ${imageIds.length} image(s) from ${this.name}`, undefined, (c) =>
+      c.delete(this.name, { wait: true, points: imageIds }),
+    );
+  }
+
+  async deleteItem(itemId: string): Promise<void> {
+    await this.store.callOr(`deleting item ${JSON.stringify(itemId)} from ${this.name}`, undefined, (c) =>
+      c.delete(this.name, { wait: true, filter: itemFilter(itemId) }),
+    );
+  }
+
+  async deleteAll(): Promise<void> {
+    // An empty filter matches every point; the collection, its index and its aliases stay.
+    await this.store.callOr(`deleting all points of ${this.name}`, undefined, (c) => c.delete(this.name, { wait: true, filter: {} }));
+  }
+
+  async scroll(options: { after?: string; limit: number; withVectors?: boolean }): Promise<ScrollPage> {
+    const { after, limit } = options;
+    if (limit <= 0) return { points: [] };
+    // Qdrant's offset is inclusive: start at `after` and skip it when it is still there.
+    const page = await this.store.callOr(`scrolling ${this.name}`, undefined, (c) =>
+      c.scroll(this.name, { offset: after, limit: limit + 1, with_payload: true, with_vector: options.withVectors === true }),
+    );
+    if (!page) return { points: [] };
+    const skip = after === undefined ? undefined : after.toLowerCase();
+    const rest = page.points.filter((p) => String(p.id) !== skip);
+    const points = rest.slice(0, limit).map((p) => {
+      const vector = options.withVectors ? toVector(p.vector) : undefined;
+      return { record: toRecord(p.id, p.payload), ...(vector ? { vector } : {}) };
+    });
+    const more = rest.length > limit || (page.next_page_offset !== null && page.next_page_offset !== undefined);
+    return { points, next: more && points.length > 0 ? points[points.length - 1]!.record.imageId : undefined };
+  }
+
+  async count(): Promise<number> {
+    const result = await this.store.callOr(`counting points of ${this.name}`, undefined, (c) => c.count(this.name, { exact: true }));
+    return result?.count ?? 0;
+  }
+}
+
+export function createQdrantStore(options: QdrantStoreOptions): QdrantStore {
+  return new QdrantStore(options);
+}
