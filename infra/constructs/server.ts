@@ -1,0 +1,204 @@
+// The host: one Ubuntu instance running the compose project (api + qdrant), its role, its secrets, the app
+// delivered as an S3 asset, and a fixed public address.
+//
+// Instance replacement (new AMI pin, new subnet...) must never lose or deadlock the data volume, so there is
+// no template-level attachment and no creation policy: the instance attaches the volume to itself at boot and
+// retries until the previous instance has released it (infra/user-data/attach-data-volume.sh). Everyday
+// changes (app, settings, instance type) do not replace the instance: user data changes make CloudFormation
+// stop and start it, and cloud-init runs the new user data on that boot. The AMI is resolved by EC2 at launch
+// (resolve:ssm), so a newer Ubuntu AMI never replaces a running instance by surprise.
+import { fileURLToPath } from 'node:url';
+import { Aws, Stack, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { DeployConfig } from '../config.js';
+import { CREATED_BY_TAG } from './backups.js';
+import { bootUserData } from './boot-user-data.js';
+import { DATA_VOLUME_TAG } from './data-volume.js';
+
+/** The repository root: the app asset (the instance builds the image from it). */
+export const APP_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Kept out of the asset: host-installed modules, build output, local data and secrets, tests. */
+export const APP_EXCLUDES = ['node_modules', 'dist', 'cdk.out', 'data', 'coverage', 'test', '.git', '.env', '.env.*', 'test-results.json', '*.onnx', '__pycache__'];
+
+export interface ServerProps {
+  config: DeployConfig;
+  vpc: ec2.IVpc;
+  securityGroup: ec2.ISecurityGroup;
+  volume: ec2.Volume;
+}
+
+export class Server extends Construct {
+  readonly instance: ec2.Instance;
+  readonly role: iam.Role;
+  readonly apiKey: secretsmanager.ISecret;
+  readonly qdrantKey: secretsmanager.ISecret;
+  readonly address: ec2.CfnEIP;
+
+  constructor(scope: Construct, id: string, props: ServerProps) {
+    super(scope, id);
+    const { config, volume } = props;
+
+    this.apiKey = config.apiKeySecretArn
+      ? secretsmanager.Secret.fromSecretCompleteArn(this, 'ApiKey', config.apiKeySecretArn)
+      : new secretsmanager.Secret(this, 'ApiKey', {
+          description: 'API key of the ERP image search service (header Image-Search-Api-Key)',
+          generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        });
+    this.qdrantKey = new secretsmanager.Secret(this, 'QdrantApiKey', {
+      description: 'API key between the ERP image search API and its Qdrant (never leaves the host)',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+    });
+    for (const secret of [this.apiKey, this.qdrantKey]) {
+      if (secret instanceof secretsmanager.Secret) {
+        Validations.of(secret).acknowledge({
+          id: 'AwsSolutions::AwsSolutions-SMG4',
+          reason:
+            'A static key shared with ERPNext (or between the api and Qdrant); rotation needs the other side updated too. Rotate by hand: put a new value, then reboot the instance (boot rewrites .env) - see the README.',
+        });
+      }
+    }
+
+    const app = new s3assets.Asset(this, 'App', { path: APP_ROOT, exclude: APP_EXCLUDES });
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: 'ERP image search host: SSM, its app asset, its two secrets, its data volume and snapshots',
+    });
+
+    const userData = bootUserData({
+      region: Stack.of(this).region,
+      assetUrl: app.s3ObjectUrl,
+      volumeId: volume.volumeId,
+      apiKeySecretArn: this.apiKey.secretArn,
+      qdrantKeySecretArn: this.qdrantKey.secretArn,
+      backupSchedule: config.backupSchedule,
+    });
+
+    this.instance = new ec2.Instance(this, 'Instance', {
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC, availabilityZones: [config.availabilityZone] },
+      availabilityZone: config.availabilityZone,
+      securityGroup: props.securityGroup,
+      instanceType: new ec2.InstanceType(config.instanceType),
+      machineImage: config.amiId
+        ? ec2.MachineImage.genericLinux({ [config.region]: config.amiId })
+        : ec2.MachineImage.resolveSsmParameterAtLaunch(config.amiParameterName, { os: ec2.OperatingSystemType.LINUX }),
+      role: this.role,
+      userData,
+      userDataCausesReplacement: false,
+      blockDevices: [
+        {
+          deviceName: '/dev/sda1', // Ubuntu's root device
+          volume: ec2.BlockDeviceVolume.ebs(20, { volumeType: ec2.EbsDeviceVolumeType.GP3, encrypted: true, deleteOnTermination: true }),
+        },
+      ],
+      // IMDSv2 only. Hop limit 2: the api container (one network hop further) needs the role for the
+      // ebs-snapshot command; any process in a container on this host can therefore use the role as well.
+      httpEndpoint: true,
+      httpTokens: ec2.HttpTokens.REQUIRED,
+      httpPutResponseHopLimit: 2,
+      ssmSessionPermissions: true,
+      propagateTagsToVolumeOnCreation: true,
+    });
+    Validations.of(this.instance).acknowledge(
+      config.amiId
+        ? {
+            id: 'CloudFormation-Validate::W9010',
+            reason: 'The operator pinned this AMI on purpose (-c amiId=...) to control when the instance is replaced; the default resolves the latest Ubuntu AMI instead.',
+          }
+        : {
+            id: 'CloudFormation-Validate::E1152',
+            reason: 'ImageId resolve:ssm:<parameter> is resolved by EC2 at launch (RunInstances supports it); the format check only knows literal ami- ids.',
+          },
+    );
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-EC28',
+      reason: 'Status-check metrics (the alarms) are per minute without detailed monitoring; five-minute CPU/network metrics suffice for one host.',
+    });
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-EC29',
+      reason:
+        'API termination protection would stop CloudFormation from terminating the old instance during a replacement, so the new one could never take over the data volume. The state is on a retained, snapshotted volume and the stack has termination protection.',
+    });
+
+    app.grantRead(this.role);
+    this.apiKey.grantRead(this.role);
+    this.qdrantKey.grantRead(this.role);
+    volume.grantAttachVolumeByResourceTag(this.role, [this.instance]);
+    this.grantSnapshots(config.stackName);
+    this.acknowledgeRolePolicy();
+
+    // A fixed address across stop/start and replacement: ERPNext keeps one URL.
+    this.address = new ec2.CfnEIP(this, 'Address', { domain: 'vpc', instanceId: this.instance.instanceId });
+  }
+
+  /** What `ops.js ebs-snapshot` needs in the api container, and nothing more. */
+  private grantSnapshots(stackName: string) {
+    const region = Stack.of(this).region;
+    const snapshots = `arn:${Aws.PARTITION}:ec2:${region}::snapshot/*`;
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'SnapshotTheDataVolume',
+        actions: ['ec2:CreateSnapshot'],
+        resources: [`arn:${Aws.PARTITION}:ec2:${region}:${Aws.ACCOUNT_ID}:volume/*`],
+        conditions: { StringEquals: { [`aws:ResourceTag/${DATA_VOLUME_TAG}`]: stackName } },
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CreateTaggedSnapshots',
+        actions: ['ec2:CreateSnapshot'],
+        resources: [snapshots],
+        conditions: { StringEquals: { [`aws:RequestTag/${CREATED_BY_TAG}`]: 'ebs-snapshot' } },
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagSnapshotsAtCreation',
+        actions: ['ec2:CreateTags'],
+        resources: [snapshots],
+        conditions: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } },
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DeleteOwnSnapshots',
+        actions: ['ec2:DeleteSnapshot'],
+        resources: [snapshots],
+        conditions: { StringEquals: { [`aws:ResourceTag/${CREATED_BY_TAG}`]: 'ebs-snapshot' } },
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeVolumesAndSnapshots',
+        actions: ['ec2:DescribeSnapshots', 'ec2:DescribeVolumes'],
+        resources: ['*'],
+      }),
+    );
+  }
+
+  private acknowledgeRolePolicy() {
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+      reason: 'AmazonSSMManagedInstanceCore is the AWS-maintained minimum for Session Manager, which replaces SSH here.',
+    });
+    const ASSET_READ = 'Read-only access to the CDK asset bucket as generated by Asset.grantRead; the bucket holds deployment assets, no data.';
+    const wildcards: [string, string][] = [
+      ['Action::s3:GetBucket*', ASSET_READ],
+      ['Action::s3:GetObject*', ASSET_READ],
+      ['Action::s3:List*', ASSET_READ],
+      ['Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-' + Stack.of(this).region + '/*', 'Objects of the CDK asset bucket: asset keys are content hashes unknown until synthesis.'],
+      ['Resource::arn:<AWS::Partition>:ec2:' + Stack.of(this).region + ':<AWS::AccountId>:instance/*', 'AttachVolume on instances, limited by condition to the one carrying this stack\'s VolumeGrantAttach tag (the instance id cannot be named without a circular dependency).'],
+      ['Resource::arn:<AWS::Partition>:ec2:' + Stack.of(this).region + ':<AWS::AccountId>:volume/*', 'CreateSnapshot on volumes, limited by condition to the volume tagged erp-image-search:data-volume=<stack>.'],
+      ['Resource::arn:<AWS::Partition>:ec2:' + Stack.of(this).region + '::snapshot/*', 'Snapshot ids do not exist before creation; create/tag/delete are limited by tag and create-action conditions.'],
+      ['Resource::*', 'ec2:DescribeSnapshots and ec2:DescribeVolumes support no resource-level permissions.'],
+    ];
+    for (const [finding, reason] of wildcards) {
+      Validations.of(this.role).acknowledge({ id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`, reason });
+    }
+  }
+}
