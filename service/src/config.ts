@@ -1,6 +1,7 @@
 // The only reader of process.env. Every variable is declared once in VARIABLES (name, default, parser,
 // description); the README's table is checked against this list by a test.
 import path from 'node:path';
+import { parseAllowList } from './images/address-policy.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -45,6 +46,17 @@ const list: Parser<string[]> = (raw) =>
     .map((part) => part.trim())
     .filter((part) => part.length > 0);
 
+/** Checked like the URL fetcher will read it, so a typo stops the service at start. */
+const allowList: Parser<string[]> = (raw, name) => {
+  const entries = list(raw, name);
+  try {
+    parseAllowList(entries);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  return entries;
+};
+
 const headerObject: Parser<Record<string, string>> = (raw, name) => {
   let parsed: unknown;
   try {
@@ -75,6 +87,16 @@ const collectionName: Parser<string> = (raw, name) => {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) {
     throw new ConfigError(`${name} must be 1-64 characters of letters, digits, '_' or '-' (got ${JSON.stringify(raw)}).`);
   }
+  return raw;
+};
+
+const awsRegion: Parser<string> = (raw, name) => {
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an AWS region such as eu-west-1.`);
+  return raw;
+};
+
+const volumeId: Parser<string> = (raw, name) => {
+  if (!/^vol-[0-9a-f]{8,17}$/.test(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an EBS volume id such as vol-0123456789abcdef0.`);
   return raw;
 };
 
@@ -128,7 +150,7 @@ export const VARIABLES = {
   urlAllow: {
     env: 'IMAGE_URL_ALLOW',
     default: '',
-    parse: list,
+    parse: allowList,
     doc: 'Comma-separated hostnames and CIDRs that image_url may reach even though they are private (e.g. erp.internal,10.0.5.0/24). Metadata addresses stay refused.',
   },
   urlHeaders: {
@@ -140,6 +162,24 @@ export const VARIABLES = {
   urlTimeoutMs: { env: 'IMAGE_URL_TIMEOUT_MS', default: '15000', parse: integer(100, 300_000), doc: 'Total time allowed to fetch an image_url, redirects included.' },
   urlConnectTimeoutMs: { env: 'IMAGE_URL_CONNECT_TIMEOUT_MS', default: '5000', parse: integer(50, 60_000), doc: 'Time allowed to open each connection for image_url.' },
   urlMaxRedirects: { env: 'IMAGE_URL_MAX_REDIRECTS', default: '3', parse: integer(0, 10), doc: 'Redirects followed for image_url; each hop is checked again.' },
+  backupDir: {
+    env: 'BACKUP_DIR',
+    parse: text,
+    doc: 'Where `ops backup` writes its backups (one directory per run) and `ops restore` reads them. Default: DATA_DIR/backups.',
+  },
+  backupKeep: { env: 'BACKUP_KEEP', default: '7', parse: integer(1, 1000), doc: 'Backups kept by `ops backup` (newest first); older ones are deleted, locally and in Qdrant.' },
+  awsRegion: { env: 'AWS_REGION', parse: awsRegion, doc: 'AWS region for `ops ebs-snapshot`. Unset: the region of the EC2 instance (instance metadata).' },
+  dataVolumeId: {
+    env: 'DATA_VOLUME_ID',
+    parse: volumeId,
+    doc: 'EBS volume that `ops ebs-snapshot` snapshots. Unset: the volume tagged erp-image-search:data-volume (attached to this instance).',
+  },
+  ebsSnapshotKeep: {
+    env: 'EBS_SNAPSHOT_KEEP',
+    default: '3',
+    parse: integer(1, 1000),
+    doc: 'Snapshots made by `ops ebs-snapshot` kept per volume; older ones it made are deleted (daily DLM snapshots are not touched).',
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 type Vars = typeof VARIABLES;
@@ -153,6 +193,8 @@ export type Config = {
 } & {
   /** Resolved: IMAGE_STORAGE_DIR or DATA_DIR/images. */
   imageStorageDir: string;
+  /** Resolved: BACKUP_DIR or DATA_DIR/backups. */
+  backupDir: string;
 };
 
 /** Reads the environment once. Collects every problem and throws them together, one line each. */
@@ -173,5 +215,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n- ${problems.join('\n- ')}`);
   }
   values.imageStorageDir ??= path.join(values.dataDir as string, 'images');
+  values.backupDir ??= path.join(values.dataDir as string, 'backups');
   return values as Config;
 }

@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../service/src/app.js';
-import { Catalog } from '../../service/src/catalog/catalog.js';
-import { ImageFiles } from '../../service/src/catalog/image-files.js';
+import type { Catalog } from '../../service/src/catalog/catalog.js';
 import { loadConfig, type Config } from '../../service/src/config.js';
-import { ModelRegistry } from '../../service/src/embedding/registry.js';
 import type { UrlFetchPolicy } from '../../service/src/images/fetch-url.js';
 import { openEmbeddedStore } from '../../service/src/store/embedded.js';
 import type { VectorStore } from '../../service/src/store/port.js';
+import { openService } from '../../service/src/service.js';
 import { writeTestModel } from './onnx-model.js';
 
 export interface TestApp {
@@ -28,31 +27,17 @@ export async function startTestApp(
   const dir = mkdtempSync(path.join(tmpdir(), 'app-'));
   const model = writeTestModel({ dir: path.join(dir, 'models'), name: 'test_model', dim: 64 });
   const config = loadConfig({ DATA_DIR: path.join(dir, 'data'), MODEL_PATH: model.onnxPath, ...options.env });
-  const store = options.store?.(config) ?? openEmbeddedStore({ dataDir: config.dataDir });
-  const models = new ModelRegistry(config.modelPath, {
-    threads: 1,
-    concurrency: config.embedConcurrency,
-    queueMax: config.embedQueueMax,
-    maxPixels: config.maxImagePixels,
-  });
-  const catalog = await Catalog.open({
-    store,
-    files: new ImageFiles(config.imageStorageDir),
-    models,
-    alias: config.collection,
-    log: { info: () => {}, warn: () => {} },
-  });
-  const app = await buildApp({ config, catalog, storeKind: store.kind, urlPolicy: options.urlPolicy });
+  const service = await openService(config, { info: () => {}, warn: () => {} }, options.store?.(config) ?? openEmbeddedStore({ dataDir: config.dataDir }));
+  const app = await buildApp({ config, catalog: service.catalog, storeKind: service.store.kind, urlPolicy: options.urlPolicy });
   return {
     app,
-    catalog,
-    store,
+    catalog: service.catalog,
+    store: service.store,
     config,
     dir,
     async close() {
       await app.close();
-      await models.close();
-      await store.close().catch(() => {});
+      await service.close().catch(() => {}); // some tests close the store themselves
       rmSync(dir, { recursive: true, force: true });
     },
   };

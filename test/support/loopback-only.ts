@@ -1,36 +1,60 @@
-// Test safety net (a vitest setup file): every TCP connection a test opens must go to loopback
-// (127.0.0.0/8 or ::1). A connection anywhere else throws before any packet leaves, so even a bug in
-// the SSRF rules cannot make a test touch a private or public address.
+// Test safety net (a vitest setup file, so it runs in every test process): every TCP connection must
+// go to loopback (127.0.0.0/8, ::1). An IP destination outside loopback throws before connect(2); a
+// hostname gets its lookup wrapped so that a non-loopback answer fails the connection first. Even a
+// bug in the SSRF rules cannot make a test touch a private or public address. `connects` records every
+// attempt that got through (tests use it to prove that a refused URL opened no connection).
 import dns from 'node:dns';
-import net from 'node:net';
+import net, { type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { afterEach, expect } from 'vitest';
 
-const isLoopback = (address: string) => /^127\./.test(address) || address === '::1' || /^::ffff:127\./i.test(address);
+export const connects: string[] = [];
+export const violations: string[] = [];
 
-function refuse(target: string): never {
-  throw new Error(`Test network guard: refused a connection to ${target}; tests may only connect to loopback.`);
-}
+const realConnect = net.Socket.prototype.connect;
+const isLoopback = (address: string) => ipaddr.isValid(address) && ipaddr.process(address).range() === 'loopback';
 
-const originalConnect = net.Socket.prototype.connect;
-net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]) {
-  const first = args[0];
-  const options = (Array.isArray(first) ? first[0] : first) as net.NetConnectOpts | number | string;
-  if (typeof options === 'object' && options !== null && !('path' in options && options.path)) {
-    const tcp = options as net.TcpNetConnectOpts;
-    const host = tcp.host ?? 'localhost';
+type ConnectOptions = { host?: string; port?: number | string; path?: string | null; lookup?: LookupFunction };
+
+function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
+  let options: ConnectOptions;
+  const first: unknown = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
+  if (typeof first === 'object' && first !== null) {
+    options = first as ConnectOptions;
+  } else {
+    // connect(port[, host][, listener]) or connect(path[, listener]): rewrite to the options form.
+    const listener = args.find((arg) => typeof arg === 'function');
+    options = typeof first === 'string' && !/^\d+$/.test(first) ? { path: first } : { port: Number(first), host: typeof args[1] === 'string' ? args[1] : undefined };
+    args = listener ? [options, listener] : [options];
+  }
+  if (!options.path) {
+    const host = options.host ?? 'localhost';
     if (net.isIP(host)) {
-      if (!isLoopback(host)) refuse(host);
+      if (!isLoopback(host)) {
+        violations.push(host);
+        throw new Error(`test guard: blocked a connection to ${host}; tests may only connect to loopback`);
+      }
+      connects.push(`${host}:${options.port}`);
     } else {
-      // A name: check whatever it resolves to, through the caller's lookup if it brought one.
-      const lookup = (tcp.lookup ?? dns.lookup) as typeof dns.lookup;
-      tcp.lookup = ((hostname: string, lookupOptions: dns.LookupOptions, callback: (...result: unknown[]) => void) =>
-        lookup(hostname, lookupOptions, (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => {
-          if (error) return callback(error);
-          const addresses = Array.isArray(address) ? address.map((entry) => entry.address) : [address];
-          const outside = addresses.find((a) => !isLoopback(a));
-          if (outside) return callback(new Error(`Test network guard: ${hostname} resolved to ${outside}; tests may only connect to loopback.`));
-          callback(null, address, family);
-        })) as typeof dns.lookup;
+      const lookup = options.lookup ?? (dns.lookup as LookupFunction);
+      options.lookup = (hostname, lookupOptions, callback) =>
+        lookup(hostname, lookupOptions, (error, address, family) => {
+          const list = typeof address === 'string' ? [address] : (address ?? []).map((entry) => entry.address);
+          const outside = error ? [] : list.filter((entry) => !isLoopback(entry));
+          if (outside.length > 0) {
+            violations.push(...outside);
+            return callback(Object.assign(new Error(`test guard: blocked ${outside.join(', ')}; tests may only connect to loopback`), { code: 'EGUARD' }), address, family);
+          }
+          if (!error) connects.push(...list.map((entry) => `${entry}:${options.port}`));
+          callback(error, address, family);
+        });
     }
   }
-  return originalConnect.apply(this, args as Parameters<typeof originalConnect>);
-} as typeof net.Socket.prototype.connect;
+  return realConnect.apply(this, args as Parameters<typeof realConnect>);
+}
+
+net.Socket.prototype.connect = guardedConnect as typeof realConnect;
+
+afterEach(() => {
+  expect(violations.splice(0), 'connections to non-loopback addresses were attempted').toEqual([]);
+});

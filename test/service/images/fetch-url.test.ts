@@ -1,79 +1,21 @@
 // fetchImage end to end: stubbed DNS answers for the address rules, real local servers on 127.0.0.1
-// for everything that must connect. Traffic may go to loopback only; a guard on every socket connect in
-// this process enforces that (see "loopback guard" below), so even a bug in fetch-url.ts cannot send a
-// packet to a private or public address.
+// for everything that must connect. Traffic may go to loopback only; the guard on every socket connect
+// (test/support/loopback-only.ts) enforces that, so even a bug in fetch-url.ts cannot send a packet to a
+// private or public address.
 import crypto from 'node:crypto';
-import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type LookupFunction } from 'node:net';
 import tls from 'node:tls';
-import ipaddr from 'ipaddr.js';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ServiceError } from '../../service/src/errors.js';
-import { fetchImage, type UrlFetchPolicy } from '../../service/src/images/fetch-url.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ServiceError } from '../../../service/src/errors.js';
+import { fetchImage, type UrlFetchPolicy } from '../../../service/src/images/fetch-url.js';
+import { connects } from '../../support/loopback-only.js';
 
-// ---------------------------------------------------------------------------------------------------
-// Loopback guard: wraps net.Socket.prototype.connect (used by net.connect, http, https and tls). An IP
-// destination must be loopback; a hostname destination gets its lookup wrapped so that a non-loopback
-// answer fails the connection before connect(2). `connects` records every attempt that got through.
-
-const connects: string[] = [];
-const violations: string[] = [];
-const realConnect = net.Socket.prototype.connect;
-
-const isLoopback = (address: string) => ipaddr.isValid(address) && ipaddr.process(address).range() === 'loopback';
-
-type ConnectOptions = { host?: string; port?: number | string; path?: string | null; lookup?: LookupFunction };
-
-function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
-  let options: ConnectOptions;
-  const first: unknown = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
-  if (typeof first === 'object' && first !== null) {
-    options = first as ConnectOptions;
-  } else {
-    // connect(port[, host][, listener]) or connect(path[, listener]): rewrite to the options form.
-    const listener = args.find((arg) => typeof arg === 'function');
-    options = typeof first === 'string' && !/^\d+$/.test(first) ? { path: first } : { port: Number(first), host: typeof args[1] === 'string' ? args[1] : undefined };
-    args = listener ? [options, listener] : [options];
-  }
-  if (!options.path) {
-    const host = options.host ?? 'localhost';
-    if (net.isIP(host)) {
-      if (!isLoopback(host)) {
-        violations.push(host);
-        throw new Error(`test guard: blocked a connection to ${host}`);
-      }
-      connects.push(`${host}:${options.port}`);
-    } else {
-      const lookup = options.lookup ?? (dns.lookup as LookupFunction);
-      options.lookup = (hostname, lookupOptions, callback) =>
-        lookup(hostname, lookupOptions, (error, address, family) => {
-          const list = typeof address === 'string' ? [address] : (address ?? []).map((entry) => entry.address);
-          const outside = error ? [] : list.filter((entry) => !isLoopback(entry));
-          if (outside.length > 0) {
-            violations.push(...outside);
-            return callback(Object.assign(new Error(`test guard: blocked ${outside.join(', ')}`), { code: 'EGUARD' }), address, family);
-          }
-          if (!error) connects.push(...list.map((entry) => `${entry}:${options.port}`));
-          callback(error, address, family);
-        });
-    }
-  }
-  return realConnect.apply(this, args as Parameters<typeof realConnect>);
-}
-
-beforeAll(() => {
-  vi.spyOn(net.Socket.prototype, 'connect').mockImplementation(guardedConnect as typeof realConnect);
-});
-afterAll(() => {
-  vi.restoreAllMocks();
-});
+// Every connection attempt goes through the loopback guard of test/support/loopback-only.ts (a setup
+// file): `connects` lists the attempts that got through, `violations` the ones it blocked.
 beforeEach(() => {
   connects.length = 0;
-});
-afterEach(() => {
-  expect(violations.splice(0), 'connections to non-loopback addresses were attempted').toEqual([]);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -270,31 +212,6 @@ async function freePort(): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-
-describe('loopback guard (the safety net of this file)', () => {
-  it('blocks a connection to a non-loopback IP before connect(2)', () => {
-    const socket = new net.Socket();
-    socket.on('error', () => {});
-    expect(() => socket.connect({ host: '192.0.2.1', port: 9 })).toThrow(/test guard/);
-    expect(violations.splice(0)).toEqual(['192.0.2.1']);
-  });
-
-  it('blocks a hostname whose lookup answers a non-loopback address', async () => {
-    const socket = net.connect({ host: 'guard.test', port: 9, lookup: stubDns({ 'guard.test': ['10.0.0.1'] }).lookup });
-    const error = await new Promise<NodeJS.ErrnoException>((resolve) => socket.once('error', resolve));
-    expect(error.code).toBe('EGUARD');
-    expect(violations.splice(0)).toEqual(['10.0.0.1']);
-    expect(connects).toEqual([]);
-  });
-
-  it('also sees the sockets http.request opens', async () => {
-    const lookup = stubDns({ 'guard.test': ['10.0.0.2'] }).lookup;
-    const request = http.get({ host: 'guard.test', port: 9, agent: false, lookup });
-    const error = await new Promise<NodeJS.ErrnoException>((resolve) => request.once('error', resolve));
-    expect(error.code).toBe('EGUARD');
-    expect(violations.splice(0)).toEqual(['10.0.0.2']);
-  });
-});
 
 describe('URL syntax → 400 invalid_url', () => {
   it.each([

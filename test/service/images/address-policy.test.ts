@@ -7,7 +7,7 @@ import {
   isNamedHost,
   parseAddress,
   parseAllowList,
-} from '../../service/src/images/address-policy.js';
+} from '../../../service/src/images/address-policy.js';
 
 const NOTHING_ALLOWED = parseAllowList([]);
 

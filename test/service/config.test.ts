@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, VARIABLES } from '../../service/src/config.js';
+
+describe('loadConfig', () => {
+  it('has working defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8020,
+      host: '0.0.0.0',
+      modelPath: 'models/efficientnet_b0.onnx',
+      dataDir: './data',
+      imageStorageDir: 'data/images',
+      collection: 'items',
+      maxImageBytes: 20 * 1024 * 1024,
+      maxTopK: 50,
+      urlAllow: [],
+      urlHeaders: {},
+    });
+    expect(config.apiKey).toBeUndefined();
+    expect(config.qdrantUrl).toBeUndefined();
+  });
+
+  it('reads every variable and derives the image directory from DATA_DIR', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      DATA_DIR: '/srv/data',
+      QDRANT_URL: 'http://qdrant:6333/',
+      IMAGE_URL_ALLOW: 'erp.internal, 10.0.5.0/24,,',
+      IMAGE_URL_HEADERS: '{"Authorization":"token a:b"}',
+      IMAGE_SEARCH_API_KEY: 'k',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      imageStorageDir: '/srv/data/images',
+      qdrantUrl: 'http://qdrant:6333',
+      urlAllow: ['erp.internal', '10.0.5.0/24'],
+      urlHeaders: { Authorization: 'token a:b' },
+      apiKey: 'k',
+    });
+    expect(loadConfig({ IMAGE_STORAGE_DIR: '/mnt/images' }).imageStorageDir).toBe('/mnt/images');
+  });
+
+  it('reports every bad variable at once, naming each', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', QDRANT_URL: 'qdrant:6333', MAX_TOP_K: '0', IMAGE_URL_HEADERS: '[1]', LOG_LEVEL: 'loud', QDRANT_COLLECTION: 'a/b' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of ['PORT', 'QDRANT_URL', 'MAX_TOP_K', 'IMAGE_URL_HEADERS', 'LOG_LEVEL', 'QDRANT_COLLECTION']) expect(message).toContain(name);
+    expect(message.split('\n')).toHaveLength(7);
+  });
+});
+
+describe('README', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+  it('documents every environment variable with its default', () => {
+    const rows = new Map(
+      [...readme.matchAll(/^\| `([A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((match) => [match[1]!, match[2]!.trim()]),
+    );
+    for (const variable of Object.values(VARIABLES)) {
+      expect(rows.has(variable.env), `${variable.env} missing from the README's configuration table`).toBe(true);
+      if ('default' in variable && variable.default !== '') {
+        expect(rows.get(variable.env), `${variable.env} default`).toContain(variable.default);
+      }
+    }
+  });
+
+  it('states the install and test commands that CI runs', () => {
+    expect(readme).toContain('npm ci && npm test');
+  });
+});
+
+describe('IMAGE_URL_ALLOW', () => {
+  it('stops the start on an entry the URL fetcher could not use', () => {
+    expect(() => loadConfig({ IMAGE_URL_ALLOW: 'erp.internal,10.0.0.0/33' })).toThrow(/IMAGE_URL_ALLOW.*10\.0\.0\.0\/33/);
+    expect(() => loadConfig({ IMAGE_URL_ALLOW: '*.internal' })).toThrow(/wildcards are not supported/);
+  });
+});
