@@ -84,7 +84,6 @@ class RawResponse {
 }
 
 const COLLECTION_NAME_FORBIDDEN = /[<>:"/\\|?*\0]/;
-const now = () => new Date().toISOString();
 
 const specStatusPrinted = new Set<string>();
 

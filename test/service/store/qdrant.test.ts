@@ -4,11 +4,11 @@
 // Qdrant that is down becoming StoreUnavailableError.
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../../service/src/store/port.js';
-import { createQdrantStore, QdrantRequestError, type QdrantStore } from '../../service/src/store/qdrant.js';
-import { QdrantDouble } from '../support/qdrant-double.js';
-import { QDRANT_VERSION } from '../support/qdrant-openapi.js';
-import { describeStoreContract, makeRecord } from '../support/store-contract.js';
+import { StoreUnavailableError } from '../../../service/src/store/port.js';
+import { createQdrantStore, QdrantRequestError, type QdrantStore } from '../../../service/src/store/qdrant.js';
+import { QdrantDouble } from '../../support/qdrant-double.js';
+import { QDRANT_VERSION } from '../../support/qdrant-openapi.js';
+import { describeStoreContract, makeRecord } from '../../support/store-contract.js';
 
 describeStoreContract('qdrant adapter on the strict Qdrant double', async () => {
   const double = await QdrantDouble.start();
