@@ -72,7 +72,7 @@ export class ImageFiles {
     }
   }
 
-  read(relative: string): Promise<Buffer> {
+  async read(relative: string): Promise<Buffer> {
     return readFile(this.absolute(relative));
   }
 
