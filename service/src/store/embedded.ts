@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 /** Beyond this many logged changes a process rebuilds its index in bulk instead of replaying them. */
 const REPLAY_LIMIT = 20_000;
-const HNSW = { connectivity: 16, expansion_add: 128, expansion_search: 128, multi: false };
+const HNSW = { connectivity: 16, expansion_add: 128, expansion_search: 512, multi: false };
 
 interface PointRow {
   key: number;
