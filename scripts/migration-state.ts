@@ -29,6 +29,8 @@ export interface MigrationState {
   switchedAt: string;
   /** Image ids present in both collections at the switch. */
   shared: string[];
+  /** Image ids left out at the switch because their original could not be read (--allow-missing). */
+  leftOut?: string[];
   /** The alias replaced a plain collection of that name; `previous` is its copy. */
   legacy?: boolean;
 }

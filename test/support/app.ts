@@ -22,10 +22,16 @@ export interface TestApp {
 }
 
 export async function startTestApp(
-  options: { env?: Record<string, string>; store?: (config: Config) => VectorStore; urlPolicy?: Partial<UrlFetchPolicy> } = {},
+  options: {
+    env?: Record<string, string>;
+    store?: (config: Config) => VectorStore;
+    urlPolicy?: Partial<UrlFetchPolicy>;
+    /** The model MODEL_PATH names (default test_model, 64-d), written to <dir>/models. */
+    model?: { name: string; dim: number; seed?: number };
+  } = {},
 ): Promise<TestApp> {
   const dir = mkdtempSync(path.join(tmpdir(), 'app-'));
-  const model = writeTestModel({ dir: path.join(dir, 'models'), name: 'test_model', dim: 64 });
+  const model = writeTestModel({ dir: path.join(dir, 'models'), name: 'test_model', dim: 64, ...options.model });
   const config = loadConfig({ DATA_DIR: path.join(dir, 'data'), MODEL_PATH: model.onnxPath, ...options.env });
   const service = await openService(config, { info: () => {}, warn: () => {} }, options.store?.(config) ?? openEmbeddedStore({ dataDir: config.dataDir }));
   const app = await buildApp({ config, catalog: service.catalog, storeKind: service.store.kind, urlPolicy: options.urlPolicy });

@@ -1,0 +1,333 @@
+// The operations CLI: `npm run ops -- <command> [options]`, compiled `node dist/scripts/ops.js <command>`
+// (the backup timer on the instance runs exactly that inside the api container). Each command reads the
+// same configuration as the API (service/src/config.ts), opens what it needs, and calls the function of
+// its module; this file only translates between the command line and those functions.
+//
+// Output: progress and messages on stderr, one JSON summary line on stdout. Exit codes: 0 done,
+// 1 failed or interrupted (one line saying why; every command can be run again), 2 wrong command line.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ImageFiles } from '../service/src/catalog/image-files.js';
+import { ConfigError, loadConfig, type Config } from '../service/src/config.js';
+import { ModelError } from '../service/src/embedding/model.js';
+import { ModelRegistry } from '../service/src/embedding/registry.js';
+import { openStore } from '../service/src/store/open-store.js';
+import { StoreUnavailableError, type VectorStore } from '../service/src/store/port.js';
+import { runBackup } from './backup.js';
+import { consoleReporter, helpText, integerOption, OpsError, parseOptions, stringOption, UsageError, type CommandSpec, type ParsedOptions, type Reporter } from './cli.js';
+import { checkConsistency, describeConsistency } from './consistency.js';
+import { ebsSnapshot } from './ebs-snapshot.js';
+import { detectEc2 } from './ec2-metadata.js';
+import { dropOld, migrate, rollback, type MigrateDeps } from './migrate.js';
+import { acquireOpsLock } from './ops-lock.js';
+import { QdrantSnapshots } from './qdrant-snapshots.js';
+import { runRestore } from './restore.js';
+
+interface Context {
+  config: Config;
+  reporter: Reporter;
+  signal: AbortSignal;
+}
+
+interface Command {
+  spec: CommandSpec;
+  /** Takes the ops lock (one backup/restore/migrate at a time). */
+  exclusive: boolean;
+  run(options: ParsedOptions, context: Context): Promise<object>;
+}
+
+const storeLog = (reporter: Reporter) => (message: string) => reporter.info(message);
+
+/** Opens the store, runs `work`, and closes the store whatever happens. */
+async function withStore<T>(context: Context, work: (store: VectorStore) => Promise<T>): Promise<T> {
+  const store = openStore(context.config, storeLog(context.reporter));
+  try {
+    await store.ping();
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const snapshotsFor = (config: Config) => (config.qdrantUrl ? new QdrantSnapshots(config.qdrantUrl, config.qdrantApiKey) : undefined);
+
+function ec2Client(region: string): EC2Client {
+  return new EC2Client({ region });
+}
+
+async function regionFor(config: Config): Promise<{ region: string; instanceId?: string }> {
+  if (config.awsRegion) return { region: config.awsRegion, instanceId: (await detectEc2())?.instanceId };
+  const identity = await detectEc2();
+  if (!identity) throw new OpsError('no AWS region: set AWS_REGION (instance metadata, which would give it on EC2, did not answer)');
+  return identity;
+}
+
+const backup: Command = {
+  exclusive: true,
+  spec: {
+    name: 'backup',
+    summary: 'Back up the vectors (embedded database, or Qdrant snapshots) and the original images into BACKUP_DIR, then keep the newest N backups.',
+    options: {
+      keep: { type: 'string', placeholder: 'N', description: 'Backups to keep, this one included (default BACKUP_KEEP, 7).' },
+    },
+    details: 'Each run writes BACKUP_DIR/<UTC time>/ with manifest.json (checksums of every file); unchanged images are hard-linked from the previous backup.',
+  },
+  async run(options, context) {
+    const { config, reporter } = context;
+    const keep = integerOption(options.keep, 'keep', 1, 1000) ?? config.backupKeep;
+    return withStore(context, (store) =>
+      runBackup({
+        store,
+        files: new ImageFiles(config.imageStorageDir),
+        alias: config.collection,
+        backupDir: config.backupDir,
+        keep,
+        reporter,
+        snapshots: snapshotsFor(config),
+      }),
+    );
+  },
+};
+
+const restore: Command = {
+  exclusive: true,
+  spec: {
+    name: 'restore',
+    summary: 'Restore vectors and images from a backup (the newest by default), then run the consistency check.',
+    options: {
+      backup: { type: 'string', placeholder: 'ID', description: 'The backup to restore (a directory name in BACKUP_DIR, e.g. 20260314T023000123Z).' },
+    },
+    details:
+      'Embedded store: stop the API first; the replaced database is kept in DATA_DIR/pre-restore-<time>/.\n' +
+      'Qdrant: runs against the live stack; each collection is recovered from its snapshot (priority snapshot) and the aliases are recreated.',
+  },
+  async run(options, { config, reporter }) {
+    return runRestore(
+      {
+        kind: config.qdrantUrl ? 'qdrant' : 'embedded',
+        openStore: () => openStore(config, storeLog(reporter)),
+        files: new ImageFiles(config.imageStorageDir),
+        alias: config.collection,
+        backupDir: config.backupDir,
+        dataDir: config.dataDir,
+        reporter,
+        snapshots: snapshotsFor(config),
+      },
+      { backup: stringOption(options.backup) },
+    );
+  },
+};
+
+const check: Command = {
+  exclusive: false,
+  spec: {
+    name: 'check',
+    summary: 'Check that every point of the live collection has its image file and every image file its point.',
+    options: {
+      'verify-hashes': { type: 'boolean', description: 'Also read every file and compare it with the sha256 recorded at ingest.' },
+    },
+    details: 'Exits 1 when something is inconsistent (the first findings are listed).',
+  },
+  async run(options, context) {
+    const { config, reporter } = context;
+    return withStore(context, async (store) => {
+      const report = await checkConsistency({
+        store,
+        files: new ImageFiles(config.imageStorageDir),
+        alias: config.collection,
+        verifyHashes: options['verify-hashes'] === true,
+        reporter,
+      });
+      const verdict = describeConsistency(report, reporter);
+      reporter.summary({
+        what: 'check',
+        collection: report.collection,
+        points: report.points,
+        files: report.files,
+        pointsWithoutFile: report.pointsWithoutFile.length,
+        filesWithoutPoint: report.filesWithoutPoint.length,
+        hashMismatches: report.hashMismatches.length,
+        ok: report.ok,
+      });
+      if (!report.ok) throw new OpsError(verdict);
+      reporter.info(verdict);
+      return {};
+    });
+  },
+};
+
+const ebs: Command = {
+  exclusive: false,
+  spec: {
+    name: 'ebs-snapshot',
+    summary: 'Take an EBS snapshot of the data volume, tagged as made by this command, and prune older ones it made.',
+    options: {
+      'volume-id': { type: 'string', placeholder: 'VOL', description: 'The volume (default DATA_VOLUME_ID, else the volume tagged erp-image-search:data-volume).' },
+      stack: { type: 'string', placeholder: 'NAME', description: 'Find the volume whose erp-image-search:data-volume tag is NAME (the stack name).' },
+      reason: { type: 'string', placeholder: 'TEXT', description: 'Why (stored in a tag; default "manual").' },
+      wait: { type: 'boolean', description: 'Wait until the snapshot is completed.' },
+      keep: { type: 'string', placeholder: 'N', description: 'Snapshots made by this command to keep for the volume (default EBS_SNAPSHOT_KEEP, 3).' },
+    },
+    details: 'Needs ec2:DescribeVolumes, ec2:CreateSnapshot, ec2:CreateTags, ec2:DescribeSnapshots and ec2:DeleteSnapshot. Region: AWS_REGION, else the instance\'s.',
+  },
+  async run(options, { config, reporter }) {
+    const keep = integerOption(options.keep, 'keep', 1, 1000) ?? config.ebsSnapshotKeep;
+    const { region, instanceId } = await regionFor(config);
+    const volumeId = stringOption(options['volume-id']) ?? config.dataVolumeId;
+    const client = ec2Client(region);
+    try {
+      return await ebsSnapshot(
+        client,
+        { volumeId, stack: stringOption(options.stack), instanceId, reason: stringOption(options.reason) ?? 'manual', wait: options.wait === true, keep },
+        reporter,
+      );
+    } finally {
+      client.destroy();
+    }
+  },
+};
+
+const migrateCommand: Command = {
+  exclusive: true,
+  spec: {
+    name: 'migrate',
+    summary: 'Re-embed every stored image with another model into a new collection and switch QDRANT_COLLECTION (an alias) to it without downtime.',
+    options: {
+      'to-model': { type: 'string', placeholder: 'PATH', description: 'The new ONNX model (its NAME.json sidecar beside it). Copy it beside MODEL_PATH: the API loads it from there.' },
+      rollback: { type: 'boolean', description: 'Switch back to the collection the last migration left, carrying over changes made since.' },
+      'drop-old': { type: 'boolean', description: 'Delete the collection the last migration left (no rollback afterwards).' },
+      'allow-missing': { type: 'boolean', description: 'Switch even though some stored images cannot be read; their points are left out (and listed).' },
+      'skip-ebs-snapshot': { type: 'boolean', description: 'Do not take an EBS snapshot first (taken by default when running on EC2).' },
+      'legacy-model': { type: 'string', placeholder: 'NAME', description: 'Model name of a plain legacy collection that records none (needed for its rollback).' },
+      'batch-size': { type: 'string', placeholder: 'N', description: 'Images embedded per batch (default 32).' },
+      'verify-sample': { type: 'string', placeholder: 'N', description: 'Stored images searched for themselves before the switch (default 20).' },
+      'settle-ms': { type: 'string', placeholder: 'MS', description: 'Pause after the switch before the last catch-up (default 5000; the API follows within 1 s).' },
+    },
+    details: 'Resumable: run the same command again after an interruption. The old collection stays until --drop-old.',
+  },
+  async run(options, context) {
+    const { config, reporter, signal } = context;
+    const modes = [options['to-model'] !== undefined, options.rollback === true, options['drop-old'] === true].filter(Boolean).length;
+    if (modes !== 1) throw new UsageError('give exactly one of --to-model PATH, --rollback or --drop-old');
+    const settleMs = integerOption(options['settle-ms'], 'settle-ms', 1000, 600_000);
+    const batchSize = integerOption(options['batch-size'], 'batch-size', 1, 1024);
+    const models = new ModelRegistry(config.modelPath, {
+      threads: config.onnxThreads,
+      concurrency: config.embedConcurrency,
+      queueMax: 1_000_000, // bounded by the batch size instead
+      maxPixels: config.maxImagePixels,
+    });
+    try {
+      return await withStore(context, (store) => {
+        const deps: MigrateDeps = {
+          store,
+          files: new ImageFiles(config.imageStorageDir),
+          models,
+          alias: config.collection,
+          modelPath: config.modelPath,
+          backupDir: config.backupDir,
+          reporter,
+          signal,
+          ec2: {
+            detect: () => detectEc2(),
+            snapshot: async (identity, reason) => {
+              const client = ec2Client(config.awsRegion ?? identity.region);
+              try {
+                const result = await ebsSnapshot(
+                  client,
+                  { volumeId: config.dataVolumeId, instanceId: identity.instanceId, reason, wait: false, keep: config.ebsSnapshotKeep },
+                  reporter,
+                );
+                return result.snapshotId;
+              } finally {
+                client.destroy();
+              }
+            },
+          },
+        };
+        if (options.rollback) return rollback(deps, { settleMs, batchSize });
+        if (options['drop-old']) return dropOld(deps);
+        return migrate(deps, {
+          toModel: path.resolve(stringOption(options['to-model'])!),
+          batchSize,
+          verifySample: integerOption(options['verify-sample'], 'verify-sample', 0, 10_000),
+          settleMs,
+          allowMissing: options['allow-missing'] === true,
+          skipEbsSnapshot: options['skip-ebs-snapshot'] === true,
+          legacyModel: stringOption(options['legacy-model']),
+        });
+      });
+    } finally {
+      await models.close();
+    }
+  },
+};
+
+export const COMMANDS: Record<string, Command> = { backup, restore, check, migrate: migrateCommand, 'ebs-snapshot': ebs };
+
+function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.spec.summary}`);
+  return `Usage: npm run ops -- <command> [options]   (compiled: node dist/scripts/ops.js <command>)\n\nCommands:\n${lines.join('\n')}\n\nRun "npm run ops -- <command> --help" for its options.\n`;
+}
+
+/** Failures whose message is meant for the operator; anything else is a bug and shows its stack. */
+const EXPECTED = [OpsError, ConfigError, ModelError, StoreUnavailableError];
+
+export async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(overview());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr.write(`ops: unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  const reporter = consoleReporter({ stdout: io.stdout, stderr: io.stderr });
+  const controller = new AbortController();
+  const interrupt = () => {
+    if (controller.signal.aborted) process.exit(130);
+    reporter.warn('interrupted: stopping after the current step (press Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
+  let release: (() => Promise<void>) | undefined;
+  try {
+    const options = parseOptions(command.spec, rest);
+    if (options.help) {
+      io.stdout.write(helpText(command.spec));
+      return 0;
+    }
+    const config = loadConfig();
+    if (command.exclusive) release = await acquireOpsLock(config.backupDir, name);
+    const summary = await command.run(options, { config, reporter, signal: controller.signal });
+    if (Object.keys(summary).length > 0) reporter.summary(summary);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`ops ${name}: ${error.message}\nRun "npm run ops -- ${name} --help" for the options.\n`);
+      return 2;
+    }
+    // One line: "Invalid configuration:\n- A\n- B" becomes "Invalid configuration: A; B".
+    const message = ((error as Error).message ?? String(error)).replace(/:\s*\n\s*-\s*/g, ': ').replace(/\s*\n\s*(-\s*)?/g, '; ');
+    if (EXPECTED.some((type) => error instanceof type)) io.stderr.write(`ops ${name} failed: ${message}\n`);
+    else io.stderr.write(`ops ${name} failed: ${message}\n${(error as Error).stack ?? ''}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+    await release?.();
+  }
+}
+
+// Run when executed (tsx scripts/ops.ts, node dist/scripts/ops.js), not when imported by tests.
+const self = fileURLToPath(import.meta.url).replace(/\.[jt]s$/, '');
+if (process.argv[1] && path.resolve(process.argv[1]).replace(/\.[jt]s$/, '') === self) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
