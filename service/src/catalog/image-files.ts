@@ -27,6 +27,17 @@ async function writeDurably(file: string, bytes: Buffer): Promise<void> {
   }
 }
 
+/** The entries of a directory; none when it does not exist (yet). */
+async function entriesOf(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw error;
+  }
+}
+
 export class ImageFiles {
   constructor(readonly root: string) {}
 
@@ -63,13 +74,8 @@ export class ImageFiles {
     await rm(this.incoming(imageId), { force: true });
   }
 
-  async staged(): Promise<string[]> {
-    try {
-      return await readdir(path.join(this.root, INCOMING));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+  staged(): Promise<string[]> {
+    return entriesOf(path.join(this.root, INCOMING));
   }
 
   async read(relative: string): Promise<Buffer> {
@@ -96,30 +102,16 @@ export class ImageFiles {
 
   /** Removes every stored image, keeping the root itself and files of ingests still in flight. */
   async wipe(): Promise<void> {
-    let entries: string[];
-    try {
-      entries = await readdir(this.root);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    const stored = entries.filter((entry) => entry !== INCOMING);
+    const stored = (await entriesOf(this.root)).filter((entry) => entry !== INCOMING);
     await Promise.all(stored.map((entry) => rm(path.join(this.root, entry), { recursive: true, force: true })));
   }
 
   /** Every stored image file, as relative paths (skips .incoming). */
   async *list(): AsyncGenerator<string> {
-    let shards: string[];
-    try {
-      shards = await readdir(this.root);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    for (const shard of shards.sort()) {
+    for (const shard of (await entriesOf(this.root)).sort()) {
       if (shard === INCOMING) continue;
-      for (const itemDir of (await readdir(path.join(this.root, shard)).catch(() => [] as string[])).sort()) {
-        for (const file of (await readdir(path.join(this.root, shard, itemDir)).catch(() => [] as string[])).sort()) {
+      for (const itemDir of (await entriesOf(path.join(this.root, shard))).sort()) {
+        for (const file of (await entriesOf(path.join(this.root, shard, itemDir))).sort()) {
           yield `${shard}/${itemDir}/${file}`;
         }
       }
