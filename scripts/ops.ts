@@ -34,6 +34,8 @@ interface Command {
   spec: CommandSpec;
   /** Takes the ops lock (one backup/restore/migrate at a time). */
   exclusive: boolean;
+  /** Stops cleanly at the next step on Ctrl-C (the others simply end: their temporary files are cleaned by the next run). */
+  interruptible?: boolean;
   run(options: ParsedOptions, context: Context): Promise<object>;
 }
 
@@ -190,6 +192,7 @@ const ebs: Command = {
 
 const migrateCommand: Command = {
   exclusive: true,
+  interruptible: true,
   spec: {
     name: 'migrate',
     summary: 'Re-embed every stored image with another model into a new collection and switch QDRANT_COLLECTION (an alias) to it without downtime.',
@@ -293,8 +296,10 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
     reporter.warn('interrupted: stopping after the current step (press Ctrl-C again to quit at once)');
     controller.abort();
   };
-  process.on('SIGINT', interrupt);
-  process.on('SIGTERM', interrupt);
+  if (command.interruptible) {
+    process.on('SIGINT', interrupt);
+    process.on('SIGTERM', interrupt);
+  }
   let release: (() => Promise<void>) | undefined;
   try {
     const options = parseOptions(command.spec, rest);

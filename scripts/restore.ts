@@ -76,10 +76,7 @@ export function assertDatabaseUnused(file: string): void {
   }
 }
 
-async function verifyBackup(ref: BackupRef, manifest: BackupManifest, kind: string, reporter: Reporter): Promise<void> {
-  if (manifest.store !== kind) {
-    throw new OpsError(`backup ${ref.id} holds a ${manifest.store} store, but this deployment uses the ${kind} store (QDRANT_URL ${kind === 'qdrant' ? 'set' : 'unset'})`);
-  }
+async function verifyBackup(ref: BackupRef, manifest: BackupManifest, reporter: Reporter): Promise<void> {
   const storeFiles = manifest.database ? [manifest.database] : (manifest.snapshots ?? []);
   if (storeFiles.length === 0) throw new OpsError(`backup ${ref.id} holds no database and no snapshots`);
   for (const entry of storeFiles) {
@@ -99,7 +96,11 @@ export async function runRestore(deps: RestoreDeps, options: { backup?: string }
   const ref = await findBackup(deps.backupDir, options.backup);
   const manifest = await readManifest(ref);
   reporter.info(`restoring backup ${ref.id} (taken ${manifest.createdAt}; ${manifest.collections.map((c) => `${c.name}: ${c.points} points`).join(', ')})`);
-  await verifyBackup(ref, manifest, deps.kind, reporter);
+  if (manifest.store !== deps.kind) {
+    throw new OpsError(`backup ${ref.id} holds a ${manifest.store} store, but this deployment uses the ${deps.kind} store (QDRANT_URL ${deps.kind === 'qdrant' ? 'set' : 'unset'})`);
+  }
+  if (deps.kind === 'embedded') assertDatabaseUnused(liveDatabase(deps, manifest)); // before the long verification
+  await verifyBackup(ref, manifest, reporter);
   reporter.info('backup verified against its manifest');
 
   let previous: string | undefined;
@@ -163,12 +164,14 @@ export async function runRestore(deps: RestoreDeps, options: { backup?: string }
   }
 }
 
+const liveDatabase = (deps: RestoreDeps, manifest: BackupManifest) => path.join(deps.dataDir, path.basename(manifest.database?.file ?? 'store.sqlite'));
+
 /** Puts the backup's database in place of the current one; returns where the current one went. */
 async function replaceDatabase(deps: RestoreDeps, ref: BackupRef, manifest: BackupManifest): Promise<string | undefined> {
   const { dataDir, reporter } = deps;
   const entry = manifest.database!;
   const name = path.basename(entry.file);
-  const live = path.join(dataDir, name);
+  const live = liveDatabase(deps, manifest);
   assertDatabaseUnused(live);
   await mkdir(dataDir, { recursive: true });
   // Staged beside the live file (same filesystem) and verified on the way, so the final step is a rename.

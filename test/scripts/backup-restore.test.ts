@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listBackups, readManifest } from '../../scripts/backup-dir.js';
 import { runBackup, type BackupDeps } from '../../scripts/backup.js';
 import { checkConsistency } from '../../scripts/consistency.js';
+import { MIGRATION_FORMAT, readMigrationState, removeMigrationState, writeMigrationState, type MigrationState } from '../../scripts/migration-state.js';
 import { QdrantSnapshots } from '../../scripts/qdrant-snapshots.js';
 import { runRestore, type RestoreDeps } from '../../scripts/restore.js';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
@@ -223,6 +224,26 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
     await expect(runRestore(restoreDeps(), { backup: 'nope' })).rejects.toThrow(/no backup "nope" in .*newest: /);
     const summary = await runRestore(restoreDeps(), { backup: first.id });
     expect(summary).toMatchObject({ backup: first.id, check: { points: 6, filesWithoutPoint: 1 } });
+  });
+
+  it('carries the migration record along: restore puts back the one of the backup, or removes a newer one', async () => {
+    const record: MigrationState = {
+      format: MIGRATION_FORMAT,
+      alias: 'items',
+      live: { collection: 'items_test_model_64', model: 'test_model', dim: 64 },
+      previous: { collection: 'items_old_32', model: 'old', dim: 32 },
+      switchedAt: '2026-03-01T00:00:00.000Z',
+      shared: ['a', 'b'],
+    };
+    await writeMigrationState(backupDir, record);
+    const withRecord = await runBackup(deps());
+    await removeMigrationState(backupDir, 'items');
+    const without = await runBackup(deps());
+    if (setup.kind === 'embedded') await stopApi();
+    await runRestore(restoreDeps(), { backup: withRecord.id });
+    expect(await readMigrationState(backupDir, 'items')).toEqual(record);
+    await runRestore(restoreDeps(), { backup: without.id });
+    expect(await readMigrationState(backupDir, 'items')).toBeUndefined();
   });
 
   it('check: consistent after ingests; reports points without files and files without points', async () => {
