@@ -10,7 +10,7 @@ import { fileStat, fsyncDir, readJson, writeJsonAtomic } from './files.js';
 import type { MigrationState } from './migration-state.js';
 
 export const MANIFEST_FORMAT = 'erp-image-search-backup/1';
-export const MANIFEST_FILE = 'manifest.json';
+const MANIFEST_FILE = 'manifest.json';
 const ID = /^\d{8}T\d{9}Z$/;
 const PARTIAL = '.partial-';
 const DELETING = '.deleting-';

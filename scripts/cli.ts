@@ -77,8 +77,6 @@ export const stringOption = (value: string | boolean | undefined): string | unde
 export interface Progress {
   /** Counts `n` more units of work as done. */
   advance(n?: number): void;
-  /** The amount of work changed (e.g. found while scanning). */
-  setTotal(total: number): void;
   /** Prints the final state; further calls do nothing. */
   done(): void;
 }
@@ -177,9 +175,6 @@ export function consoleReporter(options: ConsoleReporterOptions): Reporter {
           count += n;
           if (count > total) total = count;
           if (now() - lastDraw >= every) draw(false);
-        },
-        setTotal(value) {
-          total = Math.max(value, count);
         },
         done() {
           if (finished) return;

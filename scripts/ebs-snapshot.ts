@@ -84,7 +84,7 @@ async function aws<T>(action: string, permission: string, call: () => Promise<T>
 const tagValue = (tags: Tag[] | undefined, key: string) => tags?.find((tag) => tag.Key === key)?.Value;
 
 /** EC2 tag values allow letters, digits, spaces and + - = . _ : / @ (up to 256 characters). */
-export const safeTagValue = (text: string) => text.replace(/[^\p{L}\p{N} +\-=._:/@]/gu, '-').slice(0, 256);
+const safeTagValue = (text: string) => text.replace(/[^\p{L}\p{N} +\-=._:/@]/gu, '-').slice(0, 256);
 
 async function findVolume(ec2: EC2Client, options: EbsSnapshotOptions): Promise<Volume> {
   if (options.volumeId) {

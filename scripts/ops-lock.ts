@@ -15,7 +15,7 @@ interface LockOwner {
   since: string;
 }
 
-export const LOCK_FILE = '.ops.lock';
+const LOCK_FILE = '.ops.lock';
 
 function alive(pid: number): boolean {
   try {

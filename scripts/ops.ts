@@ -267,7 +267,7 @@ const migrateCommand: Command = {
   },
 };
 
-export const COMMANDS: Record<string, Command> = { backup, restore, check, migrate: migrateCommand, 'ebs-snapshot': ebs };
+const COMMANDS: Record<string, Command> = { backup, restore, check, migrate: migrateCommand, 'ebs-snapshot': ebs };
 
 function overview(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
@@ -278,7 +278,7 @@ function overview(): string {
 /** Failures whose message is meant for the operator; anything else is a bug and shows its stack. */
 const EXPECTED = [OpsError, ConfigError, ModelError, StoreUnavailableError];
 
-export async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(overview());

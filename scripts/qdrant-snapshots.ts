@@ -110,7 +110,7 @@ export class QdrantSnapshots {
   }
 }
 
-export class QdrantHttpError extends OpsError {
+class QdrantHttpError extends OpsError {
   constructor(
     readonly status: number,
     message: string,

@@ -51,7 +51,7 @@ export interface RestoreSummary {
 }
 
 /** Throws when another connection (the API, another command) has the database open. */
-export function assertDatabaseUnused(file: string): void {
+function assertDatabaseUnused(file: string): void {
   let db: Database.Database;
   try {
     db = new Database(file, { fileMustExist: true, timeout: 0 });

@@ -35,9 +35,6 @@ export function recordingReporter(onAdvance?: (label: string, count: number) => 
           entry.count += n;
           onAdvance?.(label, entry.count);
         },
-        setTotal(value) {
-          entry.total = value;
-        },
         done() {},
       };
     },
