@@ -319,7 +319,9 @@ async function main(argv: string[], io = { stdout: process.stdout, stderr: proce
     }
     // One line: "Invalid configuration:\n- A\n- B" becomes "Invalid configuration: A; B".
     const message = ((error as Error).message ?? String(error)).replace(/:\s*\n\s*-\s*/g, ': ').replace(/\s*\n\s*(-\s*)?/g, '; ');
-    if (EXPECTED.some((type) => error instanceof type)) io.stderr.write(`ops ${name} failed: ${message}\n`);
+    // A file-system failure (no space, no permission) is the operator's to fix, not a bug: its message names the path.
+    const fileSystem = typeof (error as NodeJS.ErrnoException).syscall === 'string';
+    if (fileSystem || EXPECTED.some((type) => error instanceof type)) io.stderr.write(`ops ${name} failed: ${message}\n`);
     else io.stderr.write(`ops ${name} failed: ${message}\n${(error as Error).stack ?? ''}\n`);
     return 1;
   } finally {
