@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../../service/src/store/port.js';
 import { createQdrantStore, QdrantRequestError, type QdrantStore } from '../../../service/src/store/qdrant.js';
 import { QdrantDouble } from '../../support/qdrant-double.js';
-import { QDRANT_VERSION } from '../../support/qdrant-openapi.js';
+import { realQdrantSkipReason } from '../../support/real-qdrant.js';
 import { describeStoreContract, makeRecord } from '../../support/store-contract.js';
 
 describeStoreContract('qdrant adapter on the strict Qdrant double', async () => {
@@ -28,22 +28,6 @@ describeStoreContract('qdrant adapter on the strict Qdrant double', async () => 
 });
 
 // Tests reach only loopback addresses, so a real Qdrant must be published on this host.
-function realQdrantSkipReason(): string | undefined {
-  const how = `run \`docker run -p 6333:6333 qdrant/qdrant:v${QDRANT_VERSION}\` and set QDRANT_URL=http://127.0.0.1:6333`;
-  const raw = process.env.QDRANT_URL;
-  if (!raw) return `QDRANT_URL is unset and no Qdrant binary can run on this machine; to run it elsewhere, ${how}`;
-  let host: string;
-  try {
-    host = new URL(raw).hostname;
-  } catch {
-    return `QDRANT_URL=${raw} is not a URL; ${how}`;
-  }
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(host) && !host.startsWith('127.')) {
-    return `QDRANT_URL=${raw} is not a loopback address and tests may only reach loopback; ${how}`;
-  }
-  return undefined;
-}
-
 const realSkip = realQdrantSkipReason();
 describeStoreContract(
   `qdrant adapter on a real Qdrant at QDRANT_URL`,
