@@ -93,7 +93,9 @@ export class Catalog {
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
     await catalog.recoverStaged(catalog.live.collection);
-    await store.prepareIndex(info.name); // the first search should not pay for loading the index
+    // The first search should not pay for loading the index. Embedded: the work happens right here, before
+    // the server listens. Qdrant: it indexes on its own and answers meanwhile; waiting is only logged.
+    store.prepareIndex(info.name).catch((error: unknown) => log.warn(`Index of ${info.name} not ready: ${(error as Error).message}`));
     return catalog;
   }
 
