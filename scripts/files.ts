@@ -3,7 +3,7 @@
 // place, and its directory fsynced so the rename itself survives a power loss.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -127,6 +127,17 @@ export async function fileStat(file: string): Promise<{ size: number; mtimeMs: n
     return info.isFile() ? { size: info.size, mtimeMs: Math.trunc(info.mtimeMs) } : undefined;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+/** Whether a directory entry exists at `file` (a dangling link counts). */
+export async function pathExists(file: string): Promise<boolean> {
+  try {
+    await lstat(file);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
     throw error;
   }
 }

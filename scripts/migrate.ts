@@ -22,14 +22,13 @@
 // API finds no collection and answers 503, and for up to a second after it, until it notices the new
 // model, requests can fail; writes that reach the plain collection after its last copy pass are lost.
 // Pause ingests (or stop the API) for this one-time conversion.
-import { access } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageFiles } from '../service/src/catalog/image-files.js';
 import type { Embedder } from '../service/src/embedding/embedder.js';
 import type { ModelRegistry } from '../service/src/embedding/registry.js';
 import { collectionNameFor, type Collection, type CollectionInfo, type ImageRecord, type VectorStore } from '../service/src/store/port.js';
 import { OpsError, type Reporter } from './cli.js';
-import { isNotFound } from './files.js';
+import { isNotFound, pathExists } from './files.js';
 import { readMigrationState, removeMigrationState, writeMigrationState, type CollectionRef, type MigrationState, MIGRATION_FORMAT } from './migration-state.js';
 import { pointIds, scanPoints } from './points.js';
 
@@ -253,19 +252,10 @@ const intersect = (a: Set<string>, b: Set<string>) => [...a].filter((id) => b.ha
 const refOf = (info: CollectionInfo): CollectionRef => ({ collection: info.name, model: info.model, dim: info.dim });
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function fileExists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The API loads a migrated collection's model by its sidecar name from the directory of MODEL_PATH. */
 async function warnIfNotBesideApiModel(deps: MigrateDeps, model: string): Promise<void> {
   const expected = path.join(path.dirname(path.resolve(deps.modelPath)), `${model}.onnx`);
-  if (!(await fileExists(expected)) || !(await fileExists(expected.replace(/\.onnx$/, '.json')))) {
+  if (!(await pathExists(expected)) || !(await pathExists(expected.replace(/\.onnx$/, '.json')))) {
     deps.reporter.warn(
       `the API loads the model of the live collection from the directory of MODEL_PATH, and ${expected} (with its .json sidecar) is not there: ` +
         `copy the model there before the switch, or the API answers 503 model_unavailable after it until MODEL_PATH points at the new model`,

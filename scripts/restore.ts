@@ -10,7 +10,7 @@
 // Qdrant: online, into the running stack. Each collection is recovered from its uploaded snapshot
 // with priority "snapshot" (the snapshot's content wins), then the recorded aliases are recreated.
 // Collections that are not in the backup are left alone.
-import { lstat, mkdir, rename } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { ImageFiles } from '../service/src/catalog/image-files.js';
@@ -18,7 +18,7 @@ import type { VectorStore } from '../service/src/store/port.js';
 import { findBackup, readManifest, type BackupManifest, type BackupRef } from './backup-dir.js';
 import { formatBytes, OpsError, type Reporter } from './cli.js';
 import { checkConsistency, describeConsistency, type ConsistencyReport } from './consistency.js';
-import { copyFileAtomic, fileStat, fsyncDir, insideRoot, sha256File } from './files.js';
+import { copyFileAtomic, fileStat, fsyncDir, insideRoot, pathExists, sha256File } from './files.js';
 import { restoreImages, verifyImages } from './image-backup.js';
 import { removeMigrationState, writeMigrationState } from './migration-state.js';
 import { scanPoints } from './points.js';
@@ -183,7 +183,7 @@ async function replaceDatabase(deps: RestoreDeps, ref: BackupRef, manifest: Back
   const aside = path.join(dataDir, `pre-restore-${stamp}`);
   let moved = false;
   for (const part of [name, `${name}-wal`, `${name}-shm`, 'index']) {
-    if (!(await exists(path.join(dataDir, part)))) continue;
+    if (!(await pathExists(path.join(dataDir, part)))) continue;
     await mkdir(aside, { recursive: true });
     await rename(path.join(dataDir, part), path.join(aside, part));
     moved = true;
@@ -194,14 +194,6 @@ async function replaceDatabase(deps: RestoreDeps, ref: BackupRef, manifest: Back
   return moved ? aside : undefined;
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await lstat(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function recoverQdrant(deps: RestoreDeps, store: VectorStore, ref: BackupRef, manifest: BackupManifest): Promise<void> {
   const { reporter, snapshots } = deps;
