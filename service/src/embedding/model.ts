@@ -81,6 +81,8 @@ interface Job {
 
 /** A fixed set of inference workers, each with its own session; jobs wait for a free one. */
 class InferencePool {
+  /** Workers whose session loaded; only these are replaced when they die. */
+  private readonly members = new Set<Worker>();
   private readonly idle: Worker[] = [];
   private readonly busy = new Map<Worker, Job>();
   private readonly waiting: Job[] = [];
@@ -108,11 +110,12 @@ class InferencePool {
     const worker = new Worker(new URL('./inference-worker.js', import.meta.url), { workerData: { path: this.path, threads: this.threads } });
     return new Promise((resolve, reject) => {
       worker.once('message', (reply: WorkerReply) => {
-        if (!reply.ready) {
+        if (!reply.ready || this.closed) {
           void worker.terminate();
-          return reject(new ModelError(`Cannot load the ONNX model ${this.path}: ${reply.error}`));
+          return reject(new ModelError(this.closed ? 'The model was closed while loading.' : `Cannot load the ONNX model ${this.path}: ${reply.error}`));
         }
         worker.on('message', (message: WorkerReply) => this.finish(worker, message));
+        this.members.add(worker);
         this.release(worker);
         resolve({ inputNames: reply.inputNames!, outputNames: reply.outputNames! });
       });
@@ -159,12 +162,17 @@ class InferencePool {
     const index = this.idle.indexOf(worker);
     if (index >= 0) this.idle.splice(index, 1);
     job?.reject(error);
-    if (!this.closed && job) this.spawn().catch(() => {});
+    if (this.closed || !this.members.delete(worker)) return;
+    this.spawn().catch((spawnError: unknown) => {
+      // With no worker left, waiting jobs would never run: fail them instead.
+      if (this.members.size === 0) for (const waiting of this.waiting.splice(0)) waiting.reject(spawnError as Error);
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const workers = [...this.idle, ...this.busy.keys()];
+    const workers = [...this.members];
+    this.members.clear();
     this.idle.length = 0;
     for (const job of this.waiting.splice(0)) job.reject(new Error('The model was closed.'));
     await Promise.all(workers.map((worker) => worker.terminate()));
