@@ -6,7 +6,7 @@ import type { Embedder } from '../embedding/embedder.js';
 import type { ModelRegistry } from '../embedding/registry.js';
 import { conflict, notFound, unavailable } from '../errors.js';
 import { imageFormat } from '../images/preprocess.js';
-import { collectionNameFor, type Collection, type CollectionInfo, type ImageRecord, type VectorStore } from '../store/port.js';
+import { collectionNameFor, type Collection, type CollectionInfo, type ImageRecord, type ItemMatch, type VectorStore } from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock } from './keyed-lock.js';
 
@@ -34,14 +34,6 @@ export interface ItemFields {
   itemId: string;
   itemName: string | null;
   itemCode: string | null;
-}
-
-export interface SearchHit {
-  item_id: string;
-  item_name: string | null;
-  item_code: string | null;
-  score: number;
-  image_id: string;
 }
 
 interface Live {
@@ -157,16 +149,9 @@ export class Catalog {
     return { model: embedder.manifest.name, dim: embedder.manifest.dim, vector: await embedder.embed(bytes) };
   }
 
-  async search(bytes: Buffer, topK: number): Promise<SearchHit[]> {
+  async search(bytes: Buffer, topK: number): Promise<ItemMatch[]> {
     const { collection, embedder } = await this.current();
-    const matches = await collection.searchItems(await embedder.embed(bytes), topK);
-    return matches.map(({ record, score }) => ({
-      item_id: record.itemId,
-      item_name: record.itemName,
-      item_code: record.itemCode,
-      score,
-      image_id: record.imageId,
-    }));
+    return collection.searchItems(await embedder.embed(bytes), topK);
   }
 
   /** A new item with its first image; 409 when the item exists. */

@@ -1,5 +1,5 @@
-// ImageRecord → the snake_case JSON the API has always spoken.
-import type { ImageRecord } from '../store/port.js';
+// Store records → the snake_case JSON the API has always spoken.
+import type { ImageRecord, ItemMatch } from '../store/port.js';
 
 export const storedImage = (record: ImageRecord) => ({
   item_id: record.itemId,
@@ -10,4 +10,12 @@ export const storedImage = (record: ImageRecord) => ({
   sha256: record.sha256,
   bytes: record.bytes,
   created_at: record.createdAt,
+});
+
+export const searchHit = ({ record, score }: ItemMatch) => ({
+  item_id: record.itemId,
+  item_name: record.itemName,
+  item_code: record.itemCode,
+  score,
+  image_id: record.imageId,
 });

@@ -1,6 +1,6 @@
 // The embedded vector store: SQLite (better-sqlite3, WAL, synchronous=FULL) is the durable truth for
 // points, collections and aliases; an in-memory HNSW index per collection (usearch, f16) answers
-// nearest-neighbour queries in about a millisecond at 100k × 1280, where exact scans take 25-60 ms.
+// nearest-neighbour queries in a few milliseconds at 100k × 1280, where exact scans take 25-60 ms.
 //
 // The index is derived data. Every write appends to a `changes` log in the same transaction as the
 // point, and each process applies the log before it searches, so several processes (the API and an
@@ -261,10 +261,8 @@ export class EmbeddedStore implements VectorStore {
       for (const key of removed) logChange.run(collection, key, 'del');
       for (const key of added) logChange.run(collection, key, 'add');
     }).immediate(); // take the write lock up front: deferred upgrades can fail at once under contention
-    const pending = this.db
-      .prepare('SELECT COUNT(*) AS n FROM changes WHERE collection = ? AND seq > COALESCE((SELECT seq FROM checkpoints WHERE collection = ?), 0)')
-      .get(collection, collection) as { n: number };
-    if (pending.n >= this.checkpointEvery) this.checkpoint(collection);
+    const checkpoint = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as { seq: number } | undefined;
+    if (this.backlog(collection, checkpoint?.seq ?? 0) >= this.checkpointEvery) this.checkpoint(collection);
   }
 
   /** The collection's HNSW index, brought up to date with the change log. */
@@ -538,10 +536,7 @@ class EmbeddedCollection implements Collection {
   }
 
   async count(): Promise<number> {
-    const resolved = this.store.resolve(this.name);
-    if (!resolved) return 0;
-    const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM points WHERE collection = ?').get(resolved.name) as { n: number };
-    return n;
+    return (await this.info())?.points ?? 0;
   }
 }
 

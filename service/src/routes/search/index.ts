@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Catalog } from '../../catalog/catalog.js';
 import { badRequest } from '../../errors.js';
 import type { ImageIntake } from '../../http/intake.js';
+import { searchHit } from '../../http/responses.js';
 import { errorSchema } from '../schemas.js';
 import { searchResponseSchema } from './schemas.js';
 
@@ -20,6 +21,6 @@ export const searchRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageI
   app.post('/search', { schema: { response: { 200: searchResponseSchema, '4xx': errorSchema, '5xx': errorSchema } } }, async (request) => {
     const { fields, bytes } = await intake.read(request);
     const limit = topK(fields.top_k, maxTopK);
-    return { results: await catalog.search(bytes, limit) };
+    return { results: (await catalog.search(bytes, limit)).map(searchHit) };
   });
 };
