@@ -161,11 +161,5 @@ export async function forEachLimited<T>(items: Iterable<T>, limit: number, work:
   if (failed !== undefined) throw failed;
 }
 
-/** `root/relative` for a relative path that came from a manifest or a store: never outside `root`. */
-export function insideRoot(root: string, relative: string): string {
-  const resolved = path.resolve(root, relative);
-  if (path.isAbsolute(relative) || !resolved.startsWith(path.resolve(root) + path.sep)) {
-    throw new Error(`Refusing a path outside ${root}: ${JSON.stringify(relative)}`);
-  }
-  return resolved;
-}
+/** Paths from manifests and stores are resolved by the same rule as the service's image files. */
+export { insideRoot } from '../service/src/catalog/image-files.js';

@@ -27,6 +27,15 @@ async function writeDurably(file: string, bytes: Buffer): Promise<void> {
   }
 }
 
+/** `relative` resolved under `root`; refuses absolute paths and any path that would leave `root`. */
+export function insideRoot(root: string, relative: string, what = root): string {
+  const resolved = path.resolve(root, relative);
+  if (path.isAbsolute(relative) || !resolved.startsWith(path.resolve(root) + path.sep)) {
+    throw new Error(`Refusing a path outside ${what}: ${JSON.stringify(relative)}`);
+  }
+  return resolved;
+}
+
 /** The entries of a directory; none when it does not exist (yet). */
 async function entriesOf(dir: string): Promise<string[]> {
   try {
@@ -48,10 +57,8 @@ export class ImageFiles {
   }
 
   private absolute(relative: string): string {
-    const resolved = path.resolve(this.root, relative);
     // Paths come from our own payloads, but a restored or hand-edited store must not reach outside.
-    if (!resolved.startsWith(path.resolve(this.root) + path.sep)) throw new Error(`Refusing path outside the image directory: ${relative}`);
-    return resolved;
+    return insideRoot(this.root, relative, 'the image directory');
   }
 
   private incoming(imageId: string): string {

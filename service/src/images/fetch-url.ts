@@ -11,7 +11,7 @@ import dns, { type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { ServiceError } from '../errors.js';
+import { badRequest, ServiceError } from '../errors.js';
 import { checkAddress, isNamedHost, parseAddress, parseAllowList, type AllowList } from './address-policy.js';
 
 export interface UrlFetchPolicy {
@@ -38,8 +38,8 @@ const DEFAULT_HEADERS = {
   'accept-encoding': 'identity',
 };
 
-const invalidUrl = (message: string) => new ServiceError(400, 'invalid_url', message);
-const refused = (message: string) => new ServiceError(400, 'url_refused', message);
+const invalidUrl = (message: string) => badRequest('invalid_url', message);
+const refused = (message: string) => badRequest('url_refused', message);
 const fetchFailed = (message: string) => new ServiceError(502, 'url_fetch_failed', message);
 const timedOut = (message: string) => new ServiceError(504, 'url_timeout', message);
 
