@@ -21,20 +21,30 @@ const fail = (key: string, message: string): never => {
   throw new ConfigError(`${key}: ${message}`);
 };
 
-const text = (pattern: RegExp, hint: string): Parser<string> => (raw, key) => {
-  const value = String(raw).trim();
-  return pattern.test(value) ? value : fail(key, `${JSON.stringify(raw)} is not ${hint}.`);
-};
+const text =
+  (pattern: RegExp, hint: string): Parser<string> =>
+  (raw, key) => {
+    const value = String(raw).trim();
+    return pattern.test(value) ? value : fail(key, `${JSON.stringify(raw)} is not ${hint}.`);
+  };
 
-const oneOf = <T extends string>(...choices: T[]): Parser<T> => (raw, key) => {
-  const value = String(raw).trim() as T;
-  return choices.includes(value) ? value : fail(key, `must be one of ${choices.join(', ')} (got ${JSON.stringify(raw)}).`);
-};
+const oneOf =
+  <T extends string>(...choices: T[]): Parser<T> =>
+  (raw, key) => {
+    const value = String(raw).trim() as T;
+    return choices.includes(value)
+      ? value
+      : fail(key, `must be one of ${choices.join(', ')} (got ${JSON.stringify(raw)}).`);
+  };
 
-const integer = (min: number, max: number): Parser<number> => (raw, key) => {
-  const value = typeof raw === 'number' ? raw : /^\s*\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
-  return Number.isInteger(value) && value >= min && value <= max ? value : fail(key, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)}).`);
-};
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw, key) => {
+    const value = typeof raw === 'number' ? raw : /^\s*\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
+    return Number.isInteger(value) && value >= min && value <= max
+      ? value
+      : fail(key, `must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)}).`);
+  };
 
 const boolean: Parser<boolean> = (raw, key) => {
   if (raw === true || raw === 'true') return true;
@@ -61,13 +71,18 @@ const isAnyAddress = (cidr: string) => cidr.endsWith('/0');
 
 const cidrList: Parser<string[]> = (raw, key) => {
   const parts = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
-  const cidrs = parts.map((part) => part.trim()).filter((part) => part.length > 0).map((part) => canonicalCidr(part, key));
+  const cidrs = parts
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0)
+    .map((part) => canonicalCidr(part, key));
   return [...new Set(cidrs)];
 };
 
 const cidr: Parser<string> = (raw, key) => {
   const value = canonicalCidr(String(raw), key);
-  return isAnyAddress(value) ? fail(key, `${value} would open the port to the whole internet; give your own address range.`) : value;
+  return isAnyAddress(value)
+    ? fail(key, `${value} would open the port to the whole internet; give your own address range.`)
+    : value;
 };
 
 // Ubuntu's AMIs are published by Canonical under /aws/service/canonical/ubuntu/server/RELEASE/stable/current/
@@ -90,33 +105,56 @@ const instanceType: Parser<string> = (raw, key) => {
 };
 
 export const FIELDS = {
-  stackName: { parse: text(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a stack name (letters, digits, hyphens)'), default: 'ErpImageSearch', doc: 'CloudFormation stack name; also the value of the data volume tag.' },
+  stackName: {
+    parse: text(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'a stack name (letters, digits, hyphens)'),
+    default: 'ErpImageSearch',
+    doc: 'CloudFormation stack name; also the value of the data volume tag.',
+  },
   availabilityZone: {
     parse: text(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/, 'an availability zone such as eu-central-1a'),
     default: 'eu-central-1a',
-    doc: 'The one AZ of the instance and its data volume (a volume attaches only within its AZ). The region follows from it.',
+    doc:
+      'The one AZ of the instance and its data volume (a volume attaches only within its AZ). The region ' +
+      'follows from it.',
   },
   allowedCidr: {
     parse: cidrList,
     default: [] as string[],
-    doc: 'CIDR(s), comma-separated, allowed to reach the API on 8020 (your ERPNext server). Empty: the port stays closed.',
+    doc:
+      'CIDR(s), comma-separated, allowed to reach the API on 8020 (your ERPNext server). Empty: the port ' +
+      'stays closed.',
   },
   allowAnyCidr: { parse: boolean, default: false, doc: 'Must be true to accept 0.0.0.0/0 or ::/0 in allowedCidr.' },
   sshCidr: { parse: cidr, doc: 'Opens port 22 to this CIDR. Default: no SSH at all (use SSM Session Manager).' },
-  instanceType: { parse: instanceType, default: 't4g.medium', doc: 'EC2 instance type; the AMI architecture follows it (t4g → arm64, t3 → amd64).' },
-  ubuntuRelease: { parse: oneOf(...(Object.keys(UBUNTU_RELEASES) as UbuntuRelease[])), default: '22.04' as UbuntuRelease, doc: 'Ubuntu LTS release of the AMI.' },
+  instanceType: {
+    parse: instanceType,
+    default: 't4g.medium',
+    doc: 'EC2 instance type; the AMI architecture follows it (t4g → arm64, t3 → amd64).',
+  },
+  ubuntuRelease: {
+    parse: oneOf(...(Object.keys(UBUNTU_RELEASES) as UbuntuRelease[])),
+    default: '22.04',
+    doc: 'Ubuntu LTS release of the AMI.',
+  },
   amiId: {
     parse: text(/^ami-[0-9a-f]{8,17}$/, 'an AMI id such as ami-0123456789abcdef0'),
     doc: 'Pins an exact AMI instead of the latest Ubuntu one. Changing it replaces the instance (see the runbook).',
   },
-  dataVolumeGiB: { parse: integer(20, 50), default: 30, doc: 'Size of the gp3 data volume in GiB (20-50). It can grow later, never shrink.' },
+  dataVolumeGiB: {
+    parse: integer(20, 50),
+    default: 30,
+    doc: 'Size of the gp3 data volume in GiB (20-50). It can grow later, never shrink.',
+  },
   dataVolumeRemovalPolicy: {
     parse: oneOf('retain', 'snapshot'),
-    default: 'retain' as 'retain' | 'snapshot',
+    default: 'retain',
     doc: 'What happens to the data volume when it leaves the stack: kept as is, or deleted after a final snapshot.',
   },
   apiKeySecretArn: {
-    parse: text(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/, 'a Secrets Manager secret ARN'),
+    parse: text(
+      /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/,
+      'a Secrets Manager secret ARN',
+    ),
     doc: 'Use this existing secret (plain text) as the API key instead of generating one.',
   },
   backupSchedule: {
@@ -130,7 +168,10 @@ export const FIELDS = {
     doc: 'Daily time (UTC) of the EBS snapshot of the data volume (Data Lifecycle Manager).',
   },
   snapshotRetainCount: { parse: integer(1, 1000), default: 7, doc: 'How many daily EBS snapshots are kept.' },
-  alarmEmail: { parse: text(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, 'an e-mail address'), doc: 'Sends the alarms to this address (SNS; confirm the subscription mail).' },
+  alarmEmail: {
+    parse: text(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, 'an e-mail address'),
+    doc: 'Sends the alarms to this address (SNS; confirm the subscription mail).',
+  },
   terminationProtection: { parse: boolean, default: true, doc: 'CloudFormation termination protection of the stack.' },
 } satisfies Record<string, Field<unknown>>;
 
@@ -168,21 +209,31 @@ export function loadConfig(lookup: (key: string) => unknown): DeployConfig {
   }
   const context = values as ContextValues;
   if (!problems.length && context.allowedCidr.some(isAnyAddress) && !context.allowAnyCidr) {
-    problems.push('allowedCidr: 0.0.0.0/0 or ::/0 opens the API to the whole internet; give ERPNext\'s address range, or add -c allowAnyCidr=true if you really mean it.');
+    problems.push(
+      "allowedCidr: 0.0.0.0/0 or ::/0 opens the API to the whole internet; give ERPNext's address range, or " +
+        'add -c allowAnyCidr=true if you really mean it.',
+    );
   }
   if (problems.length) {
-    throw new ConfigError(`Invalid deployment configuration (cdk.json "context" or -c key=value):\n- ${problems.join('\n- ')}`);
+    throw new ConfigError(
+      `Invalid deployment configuration (cdk.json "context" or -c key=value):\n- ${problems.join('\n- ')}`,
+    );
   }
 
   const architecture = UBUNTU_ARCH[new ec2.InstanceType(context.instanceType).architecture];
   const warnings = context.allowedCidr.length
     ? []
-    : ['allowedCidr is not set: port 8020 stays closed. Deploy with -c allowedCidr=<ERPNext address>/32 to let ERPNext in.'];
+    : [
+        'allowedCidr is not set: port 8020 stays closed. Deploy with -c allowedCidr=<ERPNext address>/32 to ' +
+          'let ERPNext in.',
+      ];
   return {
     ...context,
     region: context.availabilityZone.slice(0, -1),
     architecture,
-    amiParameterName: `/aws/service/canonical/ubuntu/server/${context.ubuntuRelease}/stable/current/${architecture}/hvm/${UBUNTU_RELEASES[context.ubuntuRelease]}/ami-id`,
+    amiParameterName:
+      `/aws/service/canonical/ubuntu/server/${context.ubuntuRelease}/stable/current/${architecture}` +
+      `/hvm/${UBUNTU_RELEASES[context.ubuntuRelease]}/ami-id`,
     warnings,
   };
 }

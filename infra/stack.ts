@@ -62,16 +62,25 @@ export class ImageSearchStack extends Stack {
 
     const instanceId = this.server.instance.instanceId;
     const output = (id: string, value: string, description: string) => new CfnOutput(this, id, { value, description });
-    output('ApiUrl', `http://${this.server.address.attrPublicIp}:${API_PORT}`, 'Base URL ERPNext calls (send header Image-Search-Api-Key)');
+    output(
+      'ApiUrl',
+      `http://${this.server.address.attrPublicIp}:${API_PORT}`,
+      'Base URL ERPNext calls (send header Image-Search-Api-Key)',
+    );
     output('InstanceId', instanceId, 'The EC2 instance');
     output('DataVolumeId', this.data.volume.volumeId, 'The retained data volume (images, Qdrant, backups)');
     output('ApiKeySecretArn', this.server.apiKey.secretArn, 'Secrets Manager secret holding the API key');
     output(
       'ReadApiKeyCommand',
-      `aws secretsmanager get-secret-value --region ${this.region} --secret-id ${this.server.apiKey.secretArn} --query SecretString --output text`,
+      `aws secretsmanager get-secret-value --region ${this.region} --secret-id ${this.server.apiKey.secretArn} ` +
+        `--query SecretString --output text`,
       'Prints the API key',
     );
-    output('SsmStartSessionCommand', `aws ssm start-session --region ${this.region} --target ${instanceId}`, 'Opens a shell on the instance (no SSH needed)');
+    output(
+      'SsmStartSessionCommand',
+      `aws ssm start-session --region ${this.region} --target ${instanceId}`,
+      'Opens a shell on the instance (no SSH needed)',
+    );
   }
 }
 

@@ -97,7 +97,9 @@ export async function readManifest(ref: BackupRef): Promise<BackupManifest> {
     throw new OpsError(`backup ${ref.id} has an unreadable ${MANIFEST_FILE} (${(error as Error).message})`);
   }
   if (manifest.format !== MANIFEST_FORMAT) {
-    throw new OpsError(`backup ${ref.id} has format ${JSON.stringify(manifest.format)}; this version reads ${MANIFEST_FORMAT}`);
+    throw new OpsError(
+      `backup ${ref.id} has format ${JSON.stringify(manifest.format)}; this version reads ${String(MANIFEST_FORMAT)}`,
+    );
   }
   return manifest;
 }
@@ -106,11 +108,16 @@ export async function readManifest(ref: BackupRef): Promise<BackupManifest> {
 export async function findBackup(root: string, id?: string): Promise<BackupRef> {
   const backups = await listBackups(root);
   if (backups.length === 0) throw new OpsError(`no backups in ${root} (BACKUP_DIR); run "npm run ops -- backup" first`);
-  if (id === undefined) return backups[0]!;
+  if (id === undefined) return backups[0];
   const found = backups.find((backup) => backup.id === id || backup.dir === path.resolve(id));
   if (!found) {
-    const names = backups.slice(0, 5).map((backup) => backup.id).join(', ');
-    throw new OpsError(`no backup ${JSON.stringify(id)} in ${root}; newest: ${names}${backups.length > 5 ? ', ...' : ''}`);
+    const names = backups
+      .slice(0, 5)
+      .map((backup) => backup.id)
+      .join(', ');
+    throw new OpsError(
+      `no backup ${JSON.stringify(id)} in ${root}; newest: ${names}${backups.length > 5 ? ', ...' : ''}`,
+    );
   }
   return found;
 }

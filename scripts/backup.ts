@@ -129,10 +129,15 @@ async function sortAbsent(live: VectorStore, owners: Map<string, Owner[]>, absen
   const missing: string[] = [];
   for (const file of absent) {
     const points = owners.get(file) ?? [];
-    const alive = (await Promise.all(points.map((owner) => live.collection(owner.collection).image(owner.imageId)))).some(Boolean);
+    const alive = (
+      await Promise.all(points.map((owner) => live.collection(owner.collection).image(owner.imageId)))
+    ).some(Boolean);
     if (alive) {
       missing.push(file);
-      reporter.warn(`image ${file} is missing although its point exists; the point is backed up without it (run "npm run ops -- check")`);
+      reporter.warn(
+        `image ${file} is missing although its point exists; the point is backed up without it (run "npm run ` +
+          `ops -- check")`,
+      );
     } else {
       vanished.push(file);
       deleted.push(...points);
@@ -144,7 +149,9 @@ async function sortAbsent(live: VectorStore, owners: Map<string, Owner[]>, absen
 
 function reportMismatches(result: ImageBackupResult, reporter: Reporter): void {
   for (const file of result.mismatched.slice(0, 10)) {
-    reporter.warn(`image ${file} does not match the sha256 recorded when it was ingested (damaged on disk?); backed up as it is`);
+    reporter.warn(
+      `image ${file} does not match the sha256 recorded when it was ingested (damaged on disk?); backed up as it is`,
+    );
   }
 }
 
@@ -153,9 +160,11 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
   const clock = performance.now();
   const started = (deps.now ?? (() => new Date()))();
   await mkdir(backupDir, { recursive: true });
-  for (const leftover of await removeLeftovers(backupDir)) reporter.info(`removed ${leftover}, left by an interrupted run`);
+  for (const leftover of await removeLeftovers(backupDir))
+    reporter.info(`removed ${leftover}, left by an interrupted run`);
   const id = backupIdFor(started);
-  if ((await listBackups(backupDir)).some((backup) => backup.id === id)) throw new OpsError(`a backup ${id} exists already; try again`);
+  if ((await listBackups(backupDir)).some((backup) => backup.id === id))
+    throw new OpsError(`a backup ${id} exists already; try again`);
   const work = partialDir(backupDir, id);
   await mkdir(work, { recursive: true });
   const previous = await previousImages(backupDir);
@@ -164,7 +173,10 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
   let manifest: BackupManifest;
   let dir: string;
   try {
-    body = store.kind === 'embedded' ? await backupEmbedded(deps, work, previous) : await backupQdrant(deps, work, previous, createdSnapshots);
+    body =
+      store.kind === 'embedded'
+        ? await backupEmbedded(deps, work, previous)
+        : await backupQdrant(deps, work, previous, createdSnapshots);
     const migration = await readMigrationState(backupDir, alias);
     manifest = {
       format: MANIFEST_FORMAT,
@@ -179,14 +191,16 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
     dir = (await finishBackup(backupDir, manifest)).dir;
   } catch (error) {
     await rm(work, { recursive: true, force: true });
-    for (const snapshot of createdSnapshots) await deps.snapshots?.delete(snapshot.collection, snapshot.name).catch(() => undefined);
+    for (const snapshot of createdSnapshots)
+      await deps.snapshots?.delete(snapshot.collection, snapshot.name).catch(() => undefined);
     throw error;
   }
   const storeBytes = manifest.database?.size ?? (manifest.snapshots ?? []).reduce((sum, s) => sum + s.size, 0);
   const size = storeBytes + manifest.images.bytes;
   reporter.info(
     `backup ${id}: ${manifest.collections.map((c) => `${c.name} (${c.points} points)`).join(', ')}; ` +
-      `${manifest.images.count} images (${body.images.copied} copied, ${body.images.linked} unchanged and linked); ${formatBytes(size)} in ${dir}`,
+      `${manifest.images.count} images (${body.images.copied} copied, ${body.images.linked} unchanged and ` +
+      `linked); ${formatBytes(size)} in ${dir}`,
   );
   const retention = await pruneBackups(backupDir, deps.keep, async (old) => {
     for (const snapshot of old.snapshots ?? []) await deps.snapshots?.delete(snapshot.collection, snapshot.name);
@@ -229,8 +243,17 @@ async function backupEmbedded(deps: BackupDeps, work: string, previous: Previous
   let aliases: Record<string, string>;
   try {
     aliases = await copy.listAliases();
-    const listed = await imagesOf(copy, (await copy.listCollections()).map((c) => c.name));
-    images = await backupImages({ sourceRoot: files.root, targetRoot: path.join(work, 'images'), wanted: listed.wanted, previous, reporter });
+    const listed = await imagesOf(
+      copy,
+      (await copy.listCollections()).map((c) => c.name),
+    );
+    images = await backupImages({
+      sourceRoot: files.root,
+      targetRoot: path.join(work, 'images'),
+      wanted: listed.wanted,
+      previous,
+      reporter,
+    });
     reportMismatches(images, reporter);
     absent = await sortAbsent(store, listed.owners, images.vanished, reporter);
     // Points deleted during the backup leave the copy too: the backup then matches a moment just after it.
@@ -247,19 +270,33 @@ async function backupEmbedded(deps: BackupDeps, work: string, previous: Previous
       aliases,
       collections,
       database: { file: path.relative(work, databaseFile), size: digest.size, sha256: digest.sha256 },
-      images: { count: images.files.length, bytes: images.bytes, vanished: absent.vanished, missing: absent.missing, files: images.files },
+      images: {
+        count: images.files.length,
+        bytes: images.bytes,
+        vanished: absent.vanished,
+        missing: absent.missing,
+        files: images.files,
+      },
     },
     images,
     points,
   };
 }
 
-async function backupQdrant(deps: BackupDeps, work: string, previous: PreviousImages, created: SnapshotEntry[]): Promise<BackupBody> {
+async function backupQdrant(
+  deps: BackupDeps,
+  work: string,
+  previous: PreviousImages,
+  created: SnapshotEntry[],
+): Promise<BackupBody> {
   const { store, files, alias, reporter, snapshots } = deps;
   if (!snapshots) throw new Error('backupQdrant needs QdrantSnapshots');
   const allAliases = await store.listAliases();
   const collections = ownCollections(await store.listCollections(), alias, allAliases);
-  if (collections.length === 0) throw new OpsError(`Qdrant has no collection ${alias} (QDRANT_COLLECTION) and no ${alias}_* collections; nothing to back up`);
+  if (collections.length === 0)
+    throw new OpsError(
+      `Qdrant has no collection ${alias} (QDRANT_COLLECTION) and no ${alias}_* collections; nothing to back up`,
+    );
   const names = new Set(collections.map((c) => c.name));
   const aliases = Object.fromEntries(Object.entries(allAliases).filter(([, target]) => names.has(target)));
 
@@ -274,22 +311,36 @@ async function backupQdrant(deps: BackupDeps, work: string, previous: PreviousIm
       sha256: '',
     };
     created.push(entry);
-    if (!description.checksum) reporter.warn(`Qdrant reported no checksum for ${description.name}; only its size is verified`);
+    if (!description.checksum)
+      reporter.warn(`Qdrant reported no checksum for ${description.name}; only its size is verified`);
     const digest = await snapshots.download(collection.name, description, path.join(work, entry.file));
     entry.sha256 = digest.sha256;
   }
   // After the snapshots: every file their points name still exists, or was deleted with its item.
   const listed = await imagesOf(store, [...names]);
-  const images = await backupImages({ sourceRoot: files.root, targetRoot: path.join(work, 'images'), wanted: listed.wanted, previous, reporter });
+  const images = await backupImages({
+    sourceRoot: files.root,
+    targetRoot: path.join(work, 'images'),
+    wanted: listed.wanted,
+    previous,
+    reporter,
+  });
   reportMismatches(images, reporter);
-  // A snapshot cannot be edited: points of items deleted meanwhile stay in it, and the check after a restore lists them.
+  // A snapshot cannot be edited: points of items deleted meanwhile stay in it, and the check after a
+  // restore lists them.
   const absent = await sortAbsent(store, listed.owners, images.vanished, reporter);
   return {
     manifest: {
       aliases,
       collections,
       snapshots: created,
-      images: { count: images.files.length, bytes: images.bytes, vanished: absent.vanished, missing: absent.missing, files: images.files },
+      images: {
+        count: images.files.length,
+        bytes: images.bytes,
+        vanished: absent.vanished,
+        missing: absent.missing,
+        files: images.files,
+      },
     },
     images,
     points: listed.points,

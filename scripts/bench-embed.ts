@@ -39,7 +39,9 @@ async function photoJpeg(width: number, height: number, seed: number): Promise<B
       data[i + 2] = Math.max(0, Math.min(255, 200 - 150 * v + 40 * Math.sin(u * 20 + seed) + noise()));
     }
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 async function imageSets(): Promise<Record<string, Buffer[]>> {
@@ -60,24 +62,32 @@ async function imageSets(): Promise<Record<string, Buffer[]>> {
   return sets;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.95) - 1)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.95) - 1)];
 const ms = (x: number) => x.toFixed(1).padStart(7);
 
 async function main(): Promise<void> {
   const model = await loadModel(values.model, { threads: Number(values.threads), workers: 2 });
   const { manifest } = model;
-  console.log(`model ${values.model} (${manifest.name}, ${manifest.dim}-d), 2 inference workers × ${values.threads} onnxruntime intra-op thread(s)`);
-  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, sharp ${sharp.versions.sharp} / libvips ${sharp.versions.vips}`);
+  console.log(
+    `model ${values.model} (${manifest.name}, ${manifest.dim}-d), 2 inference workers × ${values.threads} ` +
+      `onnxruntime intra-op thread(s)`,
+  );
+  console.log(
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, sharp ` +
+      `${sharp.versions.sharp} / libvips ${sharp.versions.vips}`,
+  );
   const sets = await imageSets();
   console.log('');
-  console.log('class              images  decode+prep med  p95 | infer med   p95 | total med   p95 | img/s @1  img/s @2');
+  console.log(
+    'class              images  decode+prep med  p95 | infer med   p95 | total med   p95 | img/s @1  img/s @2',
+  );
   for (const [label, images] of Object.entries(sets)) {
     const prep: number[] = [];
     const infer: number[] = [];
     const total: number[] = [];
     for (let run = 0; run < runs; run++) {
-      const bytes = images[run % images.length]!;
+      const bytes = images[run % images.length];
       const t0 = performance.now();
       const tensor = await preprocess(bytes, manifest, { maxPixels: MAX_PIXELS });
       const t1 = performance.now();
@@ -91,11 +101,13 @@ async function main(): Promise<void> {
     for (const concurrency of [1, 2]) {
       const embedder = new Embedder(model, new WorkQueue(concurrency, runs), MAX_PIXELS);
       const start = performance.now();
-      await Promise.all(Array.from({ length: runs }, (_, i) => embedder.embed(images[i % images.length]!)));
+      await Promise.all(Array.from({ length: runs }, (_, i) => embedder.embed(images[i % images.length])));
       throughput.push((runs * 1000) / (performance.now() - start));
     }
     console.log(
-      `${label.padEnd(18)} ${String(images.length).padStart(6)}  ${ms(median(prep))} ${ms(p95(prep))} | ${ms(median(infer))} ${ms(p95(infer))} | ${ms(median(total))} ${ms(p95(total))} | ${throughput[0]!.toFixed(1).padStart(7)}  ${throughput[1]!.toFixed(1).padStart(8)}`,
+      `${label.padEnd(18)} ${String(images.length).padStart(6)}  ${ms(median(prep))} ${ms(p95(prep))} | ` +
+        `${ms(median(infer))} ${ms(p95(infer))} | ${ms(median(total))} ${ms(p95(total))} | ` +
+        `${throughput[0].toFixed(1).padStart(7)}  ${throughput[1].toFixed(1).padStart(8)}`,
     );
   }
   await model.close();

@@ -1,7 +1,8 @@
 // Embedded store benchmark (a command, not a test):
 //   npm run bench:store -- [--points 100000] [--dim 1280] [--queries 200]
 // Fills a temporary embedded store with clustered unit vectors shaped like product-photo embeddings
-// (categories of similar items, several images per item), then measures grouped k=5 searches through the adapter (HNSW candidates,
+// (categories of similar items, several images per item), then measures grouped k=5 searches through
+// the adapter (HNSW candidates,
 // exact float32 rescoring, one row per item) and checks them against an exact brute-force scan.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -23,7 +24,7 @@ const QUERIES = Number(values.queries);
 const IMAGES_PER_ITEM = 3;
 
 let seed = 42;
-const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 
 function unit(vector: Float32Array): Float32Array {
   const norm = Math.hypot(...vector);
@@ -32,13 +33,15 @@ function unit(vector: Float32Array): Float32Array {
 
 const noisy = (base: Float32Array, amount: number) => unit(base.map((x) => x + (random() - 0.5) * amount));
 const CATEGORIES = 200;
-const categories = Array.from({ length: CATEGORIES }, () => unit(Float32Array.from({ length: DIM }, () => random() - 0.5)));
+const categories = Array.from({ length: CATEGORIES }, () =>
+  unit(Float32Array.from({ length: DIM }, () => random() - 0.5)),
+);
 /** Items of a category resemble each other; images of an item resemble it more. */
-const makeItem = (index: number) => noisy(categories[index % CATEGORIES]!, 0.12);
+const makeItem = (index: number) => noisy(categories[index % CATEGORIES], 0.12);
 const makeVector = (item: Float32Array) => noisy(item, 0.06);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1];
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-store-'));
@@ -55,11 +58,21 @@ async function main(): Promise<void> {
       for (let i = start; i < Math.min(N, start + 1000); i++) {
         const itemIndex = Math.floor(i / IMAGES_PER_ITEM);
         items[itemIndex] ??= makeItem(itemIndex);
-        const vector = makeVector(items[itemIndex]!);
+        const vector = makeVector(items[itemIndex]);
         all.push(vector);
         itemOf.push(`item-${itemIndex}`);
         batch.push({
-          record: { imageId: `img-${String(i).padStart(8, '0')}`, itemId: `item-${itemIndex}`, itemName: null, itemCode: null, file: 'f', sha256: 'x', bytes: 0, model: 'bench', createdAt: '2026-01-01T00:00:00Z' },
+          record: {
+            imageId: `img-${String(i).padStart(8, '0')}`,
+            itemId: `item-${itemIndex}`,
+            itemName: null,
+            itemCode: null,
+            file: 'f',
+            sha256: 'x',
+            bytes: 0,
+            model: 'bench',
+            createdAt: '2026-01-01T00:00:00Z',
+          },
           vector,
         });
       }
@@ -76,7 +89,7 @@ async function main(): Promise<void> {
     let firstExact = 0;
     for (let q = 0; q < QUERIES; q++) {
       const targetIndex = Math.floor(random() * items.length);
-      const target = items[targetIndex]!;
+      const target = items[targetIndex];
       const query = makeVector(target);
       const start = performance.now();
       const hits = await collection.searchItems(query, 5);
@@ -85,19 +98,31 @@ async function main(): Promise<void> {
       const best = new Map<string, number>();
       all.forEach((vector, i) => {
         let dot = 0;
-        for (let d = 0; d < DIM; d++) dot += vector[d]! * query[d]!;
-        if (dot > (best.get(itemOf[i]!) ?? -2)) best.set(itemOf[i]!, dot);
+        for (let d = 0; d < DIM; d++) dot += vector[d] * query[d];
+        if (dot > (best.get(itemOf[i]) ?? -2)) best.set(itemOf[i], dot);
       });
-      const exact = [...best.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([item]) => item);
+      const exact = [...best.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 5)
+        .map(([item]) => item);
       agree += hits.filter((hit) => exact.includes(hit.record.itemId)).length;
       if (hits[0]?.record.itemId === `item-${targetIndex}`) firstRight++;
       if (hits[0]?.record.itemId === exact[0]) firstExact++;
     }
     console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}`);
-    console.log(`points ${N} × ${DIM}-d (${IMAGES_PER_ITEM} images per item), insert ${insertSeconds.toFixed(1)} s (index kept up to date as it goes), final index checkpoint ${indexSeconds.toFixed(1)} s`);
-    console.log(`grouped search k=5: median ${median(latencies).toFixed(2)} ms, p95 ${p95(latencies).toFixed(2)} ms over ${QUERIES} queries`);
+    console.log(
+      `points ${N} × ${DIM}-d (${IMAGES_PER_ITEM} images per item), insert ${insertSeconds.toFixed(1)} s ` +
+        `(index kept up to date as it goes), final index checkpoint ${indexSeconds.toFixed(1)} s`,
+    );
+    console.log(
+      `grouped search k=5: median ${median(latencies).toFixed(2)} ms, p95 ${p95(latencies).toFixed(2)} ms over ` +
+        `${QUERIES} queries`,
+    );
     const percent = (n: number, of: number) => `${((100 * n) / of).toFixed(1)}%`;
-    console.log(`recall of the exact top-5 items: ${percent(agree, QUERIES * 5)}; first item same as exact: ${percent(firstExact, QUERIES)}; queried item first: ${percent(firstRight, QUERIES)}`);
+    console.log(
+      `recall of the exact top-5 items: ${percent(agree, QUERIES * 5)}; first item same as exact: ` +
+        `${percent(firstExact, QUERIES)}; queried item first: ${percent(firstRight, QUERIES)}`,
+    );
     await store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -34,16 +34,20 @@ export type ParsedOptions = Record<string, string | boolean | undefined>;
 /** Parses argv (after the command name) strictly: unknown flags, missing values and stray arguments fail. */
 export function parseOptions(spec: CommandSpec, argv: string[]): ParsedOptions {
   const options = Object.fromEntries(
-    Object.entries({ ...spec.options, help: { type: 'boolean' as const, description: '' } }).map(([name, option]) => [name, { type: option.type }]),
+    Object.entries({ ...spec.options, help: { type: 'boolean' as const, description: '' } }).map(([name, option]) => [
+      name,
+      { type: option.type },
+    ]),
   );
   try {
     const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    return values as ParsedOptions;
+    return values;
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    // node's messages are clear but long ("Unknown option '--x'. To specify a positional argument..."): keep the first sentence.
-    const message = (error as Error).message.split(/\.\s/)[0]!.replace(/\.$/, '');
+    // node's messages are clear but long ("Unknown option '--x'. To specify a positional argument..."):
+    // keep the first sentence.
+    const message = (error as Error).message.split(/\.\s/)[0].replace(/\.$/, '');
     throw new UsageError(message);
   }
 }
@@ -61,16 +65,28 @@ export function helpText(spec: CommandSpec): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function integerOption(value: string | boolean | undefined, name: string, min: number, max: number): number | undefined {
+export function integerOption(
+  value: string | boolean | undefined,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
   if (value === undefined) return undefined;
   const number = Number(value);
-  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < min || number > max) {
+  if (
+    typeof value !== 'string' ||
+    !/^\d+$/.test(value) ||
+    !Number.isSafeInteger(number) ||
+    number < min ||
+    number > max
+  ) {
     throw new UsageError(`--${name} must be an integer between ${min} and ${max} (got ${JSON.stringify(value)})`);
   }
   return number;
 }
 
-export const stringOption = (value: string | boolean | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
+export const stringOption = (value: string | boolean | undefined): string | undefined =>
+  typeof value === 'string' ? value : undefined;
 
 // ---- reporting ----
 
@@ -157,7 +173,8 @@ export function consoleReporter(options: ConsoleReporterOptions): Reporter {
           const width = 24;
           const filled = Math.round((percent / 100) * width);
           const tail = final ? `in ${formatDuration(elapsed)}` : eta ? `ETA ${eta}` : '';
-          const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${count}/${total} ${percent}% ${tail}`;
+          const line =
+            `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${count}/${total} ` + `${percent}% ${tail}`;
           stderr.write(`\r\x1b[K${line.slice(0, (stderr.columns ?? 200) - 1)}`);
           activeBar = !final;
           if (final) stderr.write('\n');

@@ -30,7 +30,8 @@ export async function checkConsistency(options: {
 }): Promise<ConsistencyReport> {
   const { store, files, alias, reporter } = options;
   const info = await store.collection(alias).info();
-  if (!info) throw new OpsError(`there is no collection or alias ${alias} in the ${store.kind} store; nothing to check`);
+  if (!info)
+    throw new OpsError(`there is no collection or alias ${alias} in the ${store.kind} store; nothing to check`);
   const collection = store.collection(info.name);
 
   const onDisk = new Set<string>();
@@ -43,7 +44,8 @@ export async function checkConsistency(options: {
   for await (const { record } of scanPoints(collection)) {
     points++;
     referenced.set(record.file, record.sha256);
-    if (!onDisk.has(record.file)) pointsWithoutFile.push({ imageId: record.imageId, itemId: record.itemId, file: record.file });
+    if (!onDisk.has(record.file))
+      pointsWithoutFile.push({ imageId: record.imageId, itemId: record.itemId, file: record.file });
     progress.advance();
   }
   progress.done();
@@ -66,7 +68,16 @@ export async function checkConsistency(options: {
   }
 
   const ok = pointsWithoutFile.length === 0 && filesWithoutPoint.length === 0 && hashMismatches.length === 0;
-  return { alias, collection: info.name, points, files: onDisk.size, pointsWithoutFile, filesWithoutPoint, hashMismatches, ok };
+  return {
+    alias,
+    collection: info.name,
+    points,
+    files: onDisk.size,
+    pointsWithoutFile,
+    filesWithoutPoint,
+    hashMismatches,
+    ok,
+  };
 }
 
 /** Prints the findings (the first few of each kind) and returns the one-line verdict. */
@@ -75,8 +86,12 @@ export function describeConsistency(report: ConsistencyReport, reporter: Reporte
     reporter.warn(`point ${point.imageId} (item ${JSON.stringify(point.itemId)}) has no file ${point.file}`);
   }
   for (const file of report.filesWithoutPoint.slice(0, shown)) reporter.warn(`file ${file} belongs to no point`);
-  for (const file of report.hashMismatches.slice(0, shown)) reporter.warn(`file ${file} does not match the sha256 its point recorded`);
-  const more = Math.max(0, report.pointsWithoutFile.length - shown) + Math.max(0, report.filesWithoutPoint.length - shown) + Math.max(0, report.hashMismatches.length - shown);
+  for (const file of report.hashMismatches.slice(0, shown))
+    reporter.warn(`file ${file} does not match the sha256 its point recorded`);
+  const more =
+    Math.max(0, report.pointsWithoutFile.length - shown) +
+    Math.max(0, report.filesWithoutPoint.length - shown) +
+    Math.max(0, report.hashMismatches.length - shown);
   if (more > 0) reporter.warn(`... and ${more} more`);
   const counts =
     `${report.points} points, ${report.files} files: ${report.pointsWithoutFile.length} points without file, ` +

@@ -55,19 +55,37 @@ export interface EbsSnapshotSummary {
   duration: number;
 }
 
-const THROTTLED = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'SnapshotCreationPerVolumeRateExceeded', 'TooManyRequestsException']);
-const DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'AuthFailure', 'OptInRequired']);
+const THROTTLED = new Set([
+  'RequestLimitExceeded',
+  'Throttling',
+  'ThrottlingException',
+  'SnapshotCreationPerVolumeRateExceeded',
+  'TooManyRequestsException',
+]);
+const DENIED = new Set([
+  'UnauthorizedOperation',
+  'AccessDenied',
+  'AccessDeniedException',
+  'AuthFailure',
+  'OptInRequired',
+]);
 const NOT_FOUND = new Set(['InvalidVolume.NotFound', 'InvalidVolumeID.Malformed', 'InvalidSnapshot.NotFound']);
 
 /** An AWS failure as one sentence that says what to do. */
 export function awsError(error: unknown, action: string, permission: string): OpsError {
   const name = (error as { name?: string }).name ?? 'Error';
   const message = (error as Error).message ?? String(error);
-  if (DENIED.has(name)) return new OpsError(`not allowed to ${action} (${name}): the instance role or your credentials need ${permission}`);
-  if (THROTTLED.has(name)) return new OpsError(`AWS throttled the request to ${action} (${name}); wait a few minutes and run again`);
-  if (NOT_FOUND.has(name)) return new OpsError(`cannot ${action}: ${message} (${name}); check --volume-id / DATA_VOLUME_ID and AWS_REGION`);
+  if (DENIED.has(name))
+    return new OpsError(`not allowed to ${action} (${name}): the instance role or your credentials need ${permission}`);
+  if (THROTTLED.has(name))
+    return new OpsError(`AWS throttled the request to ${action} (${name}); wait a few minutes and run again`);
+  if (NOT_FOUND.has(name))
+    return new OpsError(`cannot ${action}: ${message} (${name}); check --volume-id / DATA_VOLUME_ID and AWS_REGION`);
   if (name === 'CredentialsProviderError' || /credential/i.test(message)) {
-    return new OpsError(`no AWS credentials to ${action} (${message}); on EC2 the instance role provides them, elsewhere set AWS_PROFILE or AWS_ACCESS_KEY_ID`);
+    return new OpsError(
+      `no AWS credentials to ${action} (${message}); on EC2 the instance role provides them, elsewhere set ` +
+        `AWS_PROFILE or AWS_ACCESS_KEY_ID`,
+    );
   }
   if (/region is missing/i.test(message)) return new OpsError(`cannot ${action}: no AWS region; set AWS_REGION`);
   return new OpsError(`cannot ${action}: ${name}: ${message}`);
@@ -92,27 +110,36 @@ async function findVolume(ec2: EC2Client, options: EbsSnapshotOptions): Promise<
       ec2.send(new DescribeVolumesCommand({ VolumeIds: [options.volumeId!] })),
     );
     const volume = Volumes?.[0];
-    if (!volume) throw new OpsError(`volume ${options.volumeId} was not found; check --volume-id / DATA_VOLUME_ID and AWS_REGION`);
+    if (!volume)
+      throw new OpsError(`volume ${options.volumeId} was not found; check --volume-id / DATA_VOLUME_ID and AWS_REGION`);
     return volume;
   }
   const filters = [
-    options.stack ? { Name: `tag:${DATA_VOLUME_TAG}`, Values: [options.stack] } : { Name: 'tag-key', Values: [DATA_VOLUME_TAG] },
+    options.stack
+      ? { Name: `tag:${DATA_VOLUME_TAG}`, Values: [options.stack] }
+      : { Name: 'tag-key', Values: [DATA_VOLUME_TAG] },
     ...(options.instanceId ? [{ Name: 'attachment.instance-id', Values: [options.instanceId] }] : []),
   ];
   const volumes: Volume[] = [];
   await aws('look up the data volume by its tag', 'ec2:DescribeVolumes', async () => {
-    for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: filters })) volumes.push(...(page.Volumes ?? []));
+    for await (const page of paginateDescribeVolumes({ client: ec2 }, { Filters: filters }))
+      volumes.push(...(page.Volumes ?? []));
   });
-  const where = `${options.stack ? `${DATA_VOLUME_TAG}=${options.stack}` : `tag ${DATA_VOLUME_TAG}`}${options.instanceId ? ` attached to ${options.instanceId}` : ''}`;
+  const tag = options.stack ? `${DATA_VOLUME_TAG}=${options.stack}` : `tag ${DATA_VOLUME_TAG}`;
+  const where = `${tag}${options.instanceId ? ` attached to ${options.instanceId}` : ''}`;
   if (volumes.length === 0) throw new OpsError(`no EBS volume with ${where}; pass --volume-id or set DATA_VOLUME_ID`);
   if (volumes.length > 1) {
     const list = volumes.map((v) => `${v.VolumeId} (${tagValue(v.Tags, DATA_VOLUME_TAG)})`).join(', ');
     throw new OpsError(`${volumes.length} volumes have ${where}: ${list}; choose one with --volume-id or --stack`);
   }
-  return volumes[0]!;
+  return volumes[0];
 }
 
-export async function ebsSnapshot(ec2: EC2Client, options: EbsSnapshotOptions, reporter: Reporter): Promise<EbsSnapshotSummary> {
+export async function ebsSnapshot(
+  ec2: EC2Client,
+  options: EbsSnapshotOptions,
+  reporter: Reporter,
+): Promise<EbsSnapshotSummary> {
   const clock = performance.now();
   const now = (options.now ?? (() => new Date()))();
   const volume = await findVolume(ec2, options);
@@ -150,13 +177,21 @@ export async function ebsSnapshot(ec2: EC2Client, options: EbsSnapshotOptions, r
     const minDelay = options.pollSeconds ?? 15;
     reporter.info(`waiting for ${snapshotId} to complete (at most ${maxWaitTime} s)`);
     try {
-      await waitUntilSnapshotCompleted({ client: ec2, maxWaitTime, minDelay, maxDelay: Math.max(minDelay, 120) }, { SnapshotIds: [snapshotId] });
+      await waitUntilSnapshotCompleted(
+        { client: ec2, maxWaitTime, minDelay, maxDelay: Math.max(minDelay, 120) },
+        { SnapshotIds: [snapshotId] },
+      );
     } catch (error) {
       // The SDK's waiter throws TimeoutError, or a plain Error whose message is its JSON result.
       const name = (error as Error).name;
       const waiterState = /"state":"([A-Z]+)"/.exec((error as Error).message ?? '')?.[1];
-      if (name === 'TimeoutError') throw new OpsError(`${snapshotId} did not complete within ${maxWaitTime} s; it continues in AWS, check it with: aws ec2 describe-snapshots --snapshot-ids ${snapshotId}`);
-      if (waiterState === 'FAILURE') throw new OpsError(`${snapshotId} failed in AWS (state "error"); see the EC2 console and take a new one`);
+      if (name === 'TimeoutError')
+        throw new OpsError(
+          `${snapshotId} did not complete within ${maxWaitTime} s; it continues in AWS, check it with: aws ec2 ` +
+            `describe-snapshots --snapshot-ids ${snapshotId}`,
+        );
+      if (waiterState === 'FAILURE')
+        throw new OpsError(`${snapshotId} failed in AWS (state "error"); see the EC2 console and take a new one`);
       throw awsError(error, `check ${snapshotId}`, 'ec2:DescribeSnapshots');
     }
     state = 'completed';
@@ -177,7 +212,8 @@ export async function ebsSnapshot(ec2: EC2Client, options: EbsSnapshotOptions, r
   };
 }
 
-/** Deletes our snapshots of the volume beyond the newest `keep`; a snapshot that cannot be deleted is reported and kept. */
+/** Deletes our snapshots of the volume beyond the newest `keep`; a snapshot that cannot be deleted is
+ * reported and kept. */
 async function prune(ec2: EC2Client, volumeId: string, newest: string, now: Date, keep: number, reporter: Reporter) {
   const ours: Snapshot[] = [];
   await aws(`list the snapshots of ${volumeId}`, 'ec2:DescribeSnapshots', async () => {
@@ -190,7 +226,11 @@ async function prune(ec2: EC2Client, volumeId: string, newest: string, now: Date
     };
     for await (const page of paginateDescribeSnapshots({ client: ec2, pageSize: 200 }, input)) {
       // Checked again here: deleting the wrong snapshot must not depend on a filter alone.
-      ours.push(...(page.Snapshots ?? []).filter((s) => s.VolumeId === volumeId && tagValue(s.Tags, CREATED_BY_TAG) === CREATED_BY));
+      ours.push(
+        ...(page.Snapshots ?? []).filter(
+          (s) => s.VolumeId === volumeId && tagValue(s.Tags, CREATED_BY_TAG) === CREATED_BY,
+        ),
+      );
     }
   });
   // DescribeSnapshots is eventually consistent: a snapshot created a moment ago may not be listed yet.
@@ -202,10 +242,16 @@ async function prune(ec2: EC2Client, volumeId: string, newest: string, now: Date
     try {
       await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshot.SnapshotId }));
       deleted.push(snapshot.SnapshotId!);
-      reporter.info(`deleted old snapshot ${snapshot.SnapshotId} (${snapshot.StartTime?.toISOString() ?? 'unknown time'}; keeping the newest ${keep})`);
+      reporter.info(
+        `deleted old snapshot ${snapshot.SnapshotId} (${snapshot.StartTime?.toISOString() ?? 'unknown time'}; ` +
+          `keeping the newest ${keep})`,
+      );
     } catch (error) {
       if ((error as Error).name === 'InvalidSnapshot.NotFound') continue;
-      reporter.warn(`kept ${snapshot.SnapshotId}: ${awsError(error, `delete ${snapshot.SnapshotId}`, 'ec2:DeleteSnapshot').message}`);
+      reporter.warn(
+        `kept ${snapshot.SnapshotId}: ` +
+          `${awsError(error, `delete ${snapshot.SnapshotId}`, 'ec2:DeleteSnapshot').message}`,
+      );
     }
   }
   return { kept: ours.length - deleted.length, deleted };

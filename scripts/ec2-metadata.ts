@@ -8,7 +8,9 @@ export interface Ec2Identity {
   region: string;
 }
 
-export async function detectEc2(options: { timeoutMs?: number; fetch?: typeof fetch } = {}): Promise<Ec2Identity | undefined> {
+export async function detectEc2(
+  options: { timeoutMs?: number; fetch?: typeof fetch } = {},
+): Promise<Ec2Identity | undefined> {
   const fetcher = options.fetch ?? fetch;
   const signal = AbortSignal.timeout(options.timeoutMs ?? 1000);
   try {

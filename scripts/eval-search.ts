@@ -26,7 +26,7 @@ interface Row {
 
 function readManifest(dir: string): Row[] {
   const [header, ...lines] = readFileSync(path.join(dir, 'manifest.csv'), 'utf8').trim().split('\n');
-  const columns = header!.split(',');
+  const columns = header.split(',');
   return lines.map((line) => {
     const cells = line.split(',');
     return Object.fromEntries(columns.map((column, i) => [column, cells[i]])) as unknown as Row;
@@ -45,7 +45,7 @@ async function post(app: FastifyInstance, url: string, fields: Record<string, st
     headers: { 'content-type': request.headers.get('content-type')! },
   });
   if (response.statusCode >= 300) throw new Error(`${url} → ${response.statusCode} ${response.body}`);
-  return response.json();
+  return response.json<unknown>();
 }
 
 async function main(): Promise<void> {
@@ -57,21 +57,36 @@ async function main(): Promise<void> {
   try {
     const catalog = rows.filter((row) => row.kind === 'iconic');
     for (const row of catalog) {
-      await post(app, '/ingest', { item_id: row.item, item_name: row.item }, readFileSync(path.join(values.data, row.file)));
+      await post(
+        app,
+        '/ingest',
+        { item_id: row.item, item_name: row.item },
+        readFileSync(path.join(values.data, row.file)),
+      );
     }
     const photos = rows.filter((row) => row.kind !== 'iconic');
     let first = 0;
     let top5 = 0;
     const started = performance.now();
     for (const row of photos) {
-      const { results } = (await post(app, '/search', { top_k: '5' }, readFileSync(path.join(values.data, row.file)))) as { results: Array<{ item_id: string }> };
+      const { results } = (await post(
+        app,
+        '/search',
+        { top_k: '5' },
+        readFileSync(path.join(values.data, row.file)),
+      )) as { results: Array<{ item_id: string }> };
       const ids = results.map((result) => result.item_id);
       if (ids[0] === row.item) first++;
       if (ids.includes(row.item)) top5++;
     }
     const perSearch = (performance.now() - started) / photos.length;
-    console.log(`model ${values.model}; ${catalog.length} catalog images ingested, ${photos.length} store photos searched`);
-    console.log(`right product first: ${((100 * first) / photos.length).toFixed(1)}% (${first}/${photos.length}); in top 5: ${((100 * top5) / photos.length).toFixed(1)}% (${top5}/${photos.length})`);
+    console.log(
+      `model ${values.model}; ${catalog.length} catalog images ingested, ${photos.length} store photos searched`,
+    );
+    console.log(
+      `right product first: ${((100 * first) / photos.length).toFixed(1)}% (${first}/${photos.length}); in top ` +
+        `5: ${((100 * top5) / photos.length).toFixed(1)}% (${top5}/${photos.length})`,
+    );
     console.log(`mean time per search request (decode, embed, search, in-process): ${perSearch.toFixed(1)} ms`);
   } finally {
     await app.close();

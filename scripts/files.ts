@@ -13,7 +13,8 @@ export interface Digest {
   size: number;
 }
 
-const tempName = (target: string) => path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(4).toString('hex')}.tmp`);
+const tempName = (target: string) =>
+  path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(4).toString('hex')}.tmp`);
 
 export async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
@@ -49,7 +50,7 @@ function hasher() {
 
 export async function sha256File(file: string): Promise<Digest> {
   const { stream, digest } = hasher();
-  await pipeline(createReadStream(file), stream, async function* (source) {
+  await pipeline(createReadStream(file), stream, async (source: AsyncIterable<unknown>) => {
     for await (const _ of source) void _;
   });
   return digest();
@@ -92,7 +93,11 @@ export class ChecksumError extends Error {
 }
 
 /** Copies a file atomically, hashing it on the way; see writeStreamAtomic for `expect`. */
-export function copyFileAtomic(source: string, target: string, expect?: Partial<Digest> & { what?: string }): Promise<Digest> {
+export function copyFileAtomic(
+  source: string,
+  target: string,
+  expect?: Partial<Digest> & { what?: string },
+): Promise<Digest> {
   return writeStreamAtomic(createReadStream(source), target, expect);
 }
 
@@ -126,7 +131,8 @@ export async function fileStat(file: string): Promise<{ size: number; mtimeMs: n
     const info = await stat(file);
     return info.isFile() ? { size: info.size, mtimeMs: Math.trunc(info.mtimeMs) } : undefined;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
     throw error;
   }
 }
@@ -145,7 +151,11 @@ export async function pathExists(file: string): Promise<boolean> {
 export const isNotFound = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
 /** Runs `work` over `items` with at most `limit` in flight, in order of start. */
-export async function forEachLimited<T>(items: Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: Iterable<T>,
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   const iterator = items[Symbol.iterator]();
   let failed: unknown;
   const lane = async () => {
@@ -158,7 +168,7 @@ export async function forEachLimited<T>(items: Iterable<T>, limit: number, work:
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, limit) }, lane));
-  if (failed !== undefined) throw failed;
+  if (failed !== undefined) throw failed as Error;
 }
 
 /** Paths from manifests and stores are resolved by the same rule as the service's image files. */

@@ -5,7 +5,16 @@
 import path from 'node:path';
 import type { ImageEntry } from './backup-dir.js';
 import { OpsError, type Reporter } from './cli.js';
-import { ChecksumError, copyFileAtomic, fileStat, forEachLimited, insideRoot, isNotFound, linkOrCopy, sha256File } from './files.js';
+import {
+  ChecksumError,
+  copyFileAtomic,
+  fileStat,
+  forEachLimited,
+  insideRoot,
+  isNotFound,
+  linkOrCopy,
+  sha256File,
+} from './files.js';
 
 const CONCURRENCY = 8;
 
@@ -40,7 +49,12 @@ export async function backupImages(options: {
     let entry: ImageEntry | undefined;
     if (!stat) {
       result.vanished.push(relative);
-    } else if (before && before.size === stat.size && before.mtimeMs === stat.mtimeMs && (await fileStat(path.join(options.previous!.root, relative)))) {
+    } else if (
+      before &&
+      before.size === stat.size &&
+      before.mtimeMs === stat.mtimeMs &&
+      (await fileStat(path.join(options.previous!.root, relative)))
+    ) {
       await linkOrCopy(insideRoot(options.previous!.root, relative), target);
       entry = before;
       result.linked++;
@@ -82,7 +96,10 @@ export async function verifyImages(backupRoot: string, entries: ImageEntry[], re
   });
   progress.done();
   if (bad.length > 0) {
-    throw new OpsError(`the backup is damaged: ${bad.length} image file(s) do not match its manifest, e.g. ${bad.slice(0, 3).join(', ')}; nothing was restored`);
+    throw new OpsError(
+      `the backup is damaged: ${bad.length} image file(s) do not match its manifest, e.g. ` +
+        `${bad.slice(0, 3).join(', ')}; nothing was restored`,
+    );
   }
 }
 
@@ -104,7 +121,10 @@ export async function restoreImages(options: {
       unchanged++;
     } else {
       try {
-        await copyFileAtomic(insideRoot(backupRoot, entry.path), target, { ...entry, what: `backup image ${entry.path}` });
+        await copyFileAtomic(insideRoot(backupRoot, entry.path), target, {
+          ...entry,
+          what: `backup image ${entry.path}`,
+        });
       } catch (error) {
         if (error instanceof ChecksumError) throw new OpsError(`the backup changed while restoring: ${error.message}`);
         throw error;

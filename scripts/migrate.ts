@@ -26,10 +26,23 @@ import path from 'node:path';
 import type { ImageFiles } from '../service/src/catalog/image-files.js';
 import type { Embedder } from '../service/src/embedding/embedder.js';
 import type { ModelRegistry } from '../service/src/embedding/registry.js';
-import { collectionNameFor, type Collection, type CollectionInfo, type ImageRecord, type VectorStore } from '../service/src/store/port.js';
+import {
+  collectionNameFor,
+  type Collection,
+  type CollectionInfo,
+  type ImageRecord,
+  type VectorStore,
+} from '../service/src/store/port.js';
 import { OpsError, type Reporter } from './cli.js';
 import { isNotFound, pathExists } from './files.js';
-import { readMigrationState, removeMigrationState, writeMigrationState, type CollectionRef, type MigrationState, MIGRATION_FORMAT } from './migration-state.js';
+import {
+  readMigrationState,
+  removeMigrationState,
+  writeMigrationState,
+  type CollectionRef,
+  type MigrationState,
+  MIGRATION_FORMAT,
+} from './migration-state.js';
 import { pointIds, scanPoints } from './points.js';
 
 export interface Ec2Hooks {
@@ -166,16 +179,23 @@ class Migration {
           batch.map(({ record }) =>
             files.read(record.file).then(
               (bytes) => ({ record, bytes }),
-              (error: unknown) => ({ record, error: isNotFound(error) ? 'file missing' : `unreadable (${(error as Error).message})` }),
+              (error: unknown) => ({
+                record,
+                error: isNotFound(error) ? 'file missing' : `unreadable (${(error as Error).message})`,
+              }),
             ),
           ),
         );
         const readable = read.filter((entry): entry is { record: ImageRecord; bytes: Buffer } => 'bytes' in entry);
         for (const entry of read) if ('error' in entry) missing.push(missingOf(entry.record, entry.error));
-        const vectors = await this.embed(plan.embedder, readable.map((entry) => entry.bytes));
+        const vectors = await this.embed(
+          plan.embedder,
+          readable.map((entry) => entry.bytes),
+        );
         readable.forEach((entry, i) => {
-          const vector = vectors[i]!;
-          if (vector instanceof Float32Array) points.push({ record: { ...entry.record, model: plan.targetModel }, vector });
+          const vector = vectors[i];
+          if (vector instanceof Float32Array)
+            points.push({ record: { ...entry.record, model: plan.targetModel }, vector });
           else missing.push(missingOf(entry.record, `not a decodable image (${vector.message})`));
         });
       } else {
@@ -208,7 +228,7 @@ class Migration {
     const pool = [...ids];
     for (let i = pool.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
-      [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      [pool[i], pool[j]] = [pool[j], pool[i]];
     }
     const failures: string[] = [];
     let checked = 0;
@@ -223,14 +243,18 @@ class Migration {
       }
       const hits = await target.searchItems(await embedder.embed(bytes), 5);
       const own = hits.find((hit) => hit.record.itemId === record.itemId);
-      if (!own || own.score < hits[0]!.score - 1e-5) {
-        failures.push(`image ${imageId} of item ${JSON.stringify(record.itemId)} found ${hits[0] ? `item ${JSON.stringify(hits[0].record.itemId)}` : 'nothing'} first`);
+      if (!own || own.score < hits[0].score - 1e-5) {
+        failures.push(
+          `image ${imageId} of item ${JSON.stringify(record.itemId)} found ` +
+            `${hits[0] ? `item ${JSON.stringify(hits[0].record.itemId)}` : 'nothing'} first`,
+        );
       }
       checked++;
     }
     if (failures.length > 0) {
       throw new OpsError(
-        `verification failed: ${failures.length} of ${checked} sampled images did not find their own item first (${failures.slice(0, 3).join('; ')}); the alias was not switched`,
+        `verification failed: ${failures.length} of ${checked} sampled images did not find their own item ` +
+          `first (${failures.slice(0, 3).join('; ')}); the alias was not switched`,
       );
     }
     this.deps.reporter.info(`verified: ${checked} sampled images each found their own item first`);
@@ -257,8 +281,10 @@ async function warnIfNotBesideApiModel(deps: MigrateDeps, model: string): Promis
   const expected = path.join(path.dirname(path.resolve(deps.modelPath)), `${model}.onnx`);
   if (!(await pathExists(expected)) || !(await pathExists(expected.replace(/\.onnx$/, '.json')))) {
     deps.reporter.warn(
-      `the API loads the model of the live collection from the directory of MODEL_PATH, and ${expected} (with its .json sidecar) is not there: ` +
-        `copy the model there before the switch, or the API answers 503 model_unavailable after it until MODEL_PATH points at the new model`,
+      `the API loads the model of the live collection from the directory of MODEL_PATH, and ${expected} (with ` +
+        `its .json sidecar) is not there: ` +
+        `copy the model there before the switch, or the API answers 503 model_unavailable after it until ` +
+        `MODEL_PATH points at the new model`,
     );
   }
 }
@@ -267,13 +293,22 @@ async function collectionInfo(store: VectorStore, name: string): Promise<Collect
   return (await store.listCollections()).find((c) => c.name === name);
 }
 
-async function ensureCollection(store: VectorStore, reporter: Reporter, name: string, dim: number, model: string): Promise<void> {
+async function ensureCollection(
+  store: VectorStore,
+  reporter: Reporter,
+  name: string,
+  dim: number,
+  model: string,
+): Promise<void> {
   const existing = await collectionInfo(store, name);
   if (!existing) {
     await store.createCollection(name, dim, model);
     reporter.info(`created collection ${name} (${dim}-d, model ${model})`);
   } else if (existing.dim !== dim || (existing.model !== null && existing.model !== model)) {
-    throw new OpsError(`collection ${name} exists with ${existing.dim}-d vectors of model ${existing.model}, not ${dim}-d of ${model}; remove it or choose another model`);
+    throw new OpsError(
+      `collection ${name} exists with ${existing.dim}-d vectors of model ${existing.model}, not ${dim}-d of ` +
+        `${model}; remove it or choose another model`,
+    );
   } else {
     reporter.info(`resuming: ${name} already holds ${existing.points} points`);
   }
@@ -294,7 +329,10 @@ async function takeEbsSnapshot(deps: MigrateDeps, reason: string): Promise<strin
   try {
     return await ec2.snapshot(identity, reason);
   } catch (error) {
-    throw new OpsError(`the EBS snapshot before the migration failed (${(error as Error).message}); nothing was changed. Fix it, or pass --skip-ebs-snapshot`);
+    throw new OpsError(
+      `the EBS snapshot before the migration failed (${(error as Error).message}); nothing was changed. Fix ` +
+        `it, or pass --skip-ebs-snapshot`,
+    );
   }
 }
 
@@ -312,15 +350,28 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
   let live = await store.collection(alias).info();
   if (!live && state?.legacy && (await collectionInfo(store, state.live.collection))) {
     // A legacy conversion stopped between deleting the plain collection and creating the alias.
-    reporter.warn(`${alias} is missing after an interrupted conversion; pointing it at ${state.live.collection} as recorded`);
+    reporter.warn(
+      `${alias} is missing after an interrupted conversion; pointing it at ${state.live.collection} as recorded`,
+    );
     await store.setAlias(alias, state.live.collection);
     live = await store.collection(alias).info();
   }
-  if (!live) throw new OpsError(`there is no collection or alias ${alias} (QDRANT_COLLECTION) in the ${store.kind} store; nothing to migrate`);
+  if (!live)
+    throw new OpsError(
+      `there is no collection or alias ${alias} (QDRANT_COLLECTION) in the ${store.kind} store; nothing to migrate`,
+    );
   const legacy = !(alias in (await store.listAliases()));
   await warnIfNotBesideApiModel(deps, model);
   const summary = (fields: Partial<MigrateSummary>): MigrateSummary => ({
-    what: 'migrate', alias, from: live.name, to: target, points: 0, carried: 0, deleted: 0, missing: 0, caughtUp: 0,
+    what: 'migrate',
+    alias,
+    from: live.name,
+    to: target,
+    points: 0,
+    carried: 0,
+    deleted: 0,
+    missing: 0,
+    caughtUp: 0,
     ...fields,
     duration: Number(((performance.now() - clock) / 1000).toFixed(3)),
   });
@@ -333,31 +384,56 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     // The switch happened but the run ended before its last catch-up (or this is a second run): do it now.
     reporter.info(`${alias} already points at ${target}; running the catch-up from ${state.previous.collection}`);
     const final = await finalCatchUp(run, deps, state, embedder, true);
-    return summary({ from: state.previous.collection, points: await store.collection(target).count(), caughtUp: final.added, deleted: final.deleted, missing: final.missing.length });
+    return summary({
+      from: state.previous.collection,
+      points: await store.collection(target).count(),
+      caughtUp: final.added,
+      deleted: final.deleted,
+      missing: final.missing.length,
+    });
   }
   if (live.model === model && live.dim === dim) {
     reporter.info(`${live.name} already holds ${dim}-d vectors of model ${model}; nothing to do`);
     return summary({ to: live.name, points: live.points });
   }
-  if (state && state.previous.collection !== target && state.previous.collection !== live.name && (await collectionInfo(store, state.previous.collection))) {
+  if (
+    state &&
+    state.previous.collection !== target &&
+    state.previous.collection !== live.name &&
+    (await collectionInfo(store, state.previous.collection))
+  ) {
     throw new OpsError(
-      `${state.previous.collection}, left by the last migration for rollback, still exists; run "migrate --drop-old" (or "migrate --rollback") before starting another migration`,
+      `${state.previous.collection}, left by the last migration for rollback, still exists; run "migrate ` +
+        `--drop-old" (or "migrate --rollback") before starting another migration`,
     );
   }
   const legacyModel = live.model ?? options.legacyModel;
   if (legacy && !legacyModel) {
     throw new OpsError(
-      `${alias} is a plain collection that records no model; pass --legacy-model NAME (the sidecar name of the model that made its ${live.dim}-d vectors, ` +
+      `${alias} is a plain collection that records no model; pass --legacy-model NAME (the sidecar name of the ` +
+        `model that made its ${live.dim}-d vectors, ` +
         `e.g. mobilenet_v3_small) so that a rollback knows which model serves it`,
     );
   }
 
-  const ebsSnapshot = options.skipEbsSnapshot ? undefined : await takeEbsSnapshot(deps, `before migrating ${alias} to ${model}`);
-  reporter.info(`migrating ${alias}: ${live.name} (${live.points} points, ${live.dim}-d${live.model ? `, ${live.model}` : ''}) → ${target} (${dim}-d, ${model})`);
+  const ebsSnapshot = options.skipEbsSnapshot
+    ? undefined
+    : await takeEbsSnapshot(deps, `before migrating ${alias} to ${model}`);
+  reporter.info(
+    `migrating ${alias}: ${live.name} (${live.points} points, ` +
+      `${live.dim}-d${live.model ? `, ${live.model}` : ''}) → ${target} (${dim}-d, ${model})`,
+  );
   await ensureCollection(store, reporter, target, dim, model);
   const source = store.collection(live.name);
   const targetCollection = store.collection(target);
-  const mirror = (label: string): CarryPlan => ({ label, source, target: targetCollection, embedder, targetModel: model, shouldDelete: () => true });
+  const mirror = (label: string): CarryPlan => ({
+    label,
+    source,
+    target: targetCollection,
+    embedder,
+    targetModel: model,
+    shouldDelete: () => true,
+  });
 
   // The bulk pass, then a catch-up for what changed during it. Later changes are covered after the switch.
   const first = await run.carry(mirror(`re-embedding ${live.name} → ${target}`));
@@ -372,11 +448,16 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     reportMissing(fresh, reporter);
     if (!options.allowMissing) {
       throw new OpsError(
-        `${pass.missing.length} stored image(s) cannot be read (listed above), so their points cannot be re-embedded; the alias was not switched. ` +
-          `Restore the files (npm run ops -- restore) and run again, or run again with --allow-missing to leave them out of ${target}`,
+        `${pass.missing.length} stored image(s) cannot be read (listed above), so their points cannot be ` +
+          `re-embedded; the alias was not switched. ` +
+          `Restore the files (npm run ops -- restore) and run again, or run again with --allow-missing to ` +
+          `leave them out of ${target}`,
       );
     }
-    reporter.warn(`leaving ${pass.missing.length} point(s) without a readable original out of ${target} (--allow-missing); they stay in ${live.name}`);
+    reporter.warn(
+      `leaving ${pass.missing.length} point(s) without a readable original out of ${target} (--allow-missing); ` +
+        `they stay in ${live.name}`,
+    );
   };
   gateMissing(last);
 
@@ -384,12 +465,20 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
   await store.prepareIndex(target);
   const targetCount = await targetCollection.count();
   const stray = [...last.targetIds].filter((id) => !last.sourceIds.has(id)).length;
-  if (targetCount !== last.targetIds.size || stray > 0 || last.targetIds.size + last.missing.length < last.sourceIds.size) {
+  if (
+    targetCount !== last.targetIds.size ||
+    stray > 0 ||
+    last.targetIds.size + last.missing.length < last.sourceIds.size
+  ) {
     throw new OpsError(
-      `verification failed: ${target} holds ${targetCount} points where ${last.sourceIds.size - last.missing.length} were expected; the alias was not switched, run again`,
+      `verification failed: ${target} holds ${targetCount} points where ` +
+        `${last.sourceIds.size - last.missing.length} were expected; the alias was not switched, run again`,
     );
   }
-  reporter.info(`verified: ${target} holds all ${targetCount} points of ${live.name}${last.missing.length ? ` except ${last.missing.length} unreadable` : ''}`);
+  reporter.info(
+    `verified: ${target} holds all ${targetCount} points of ` +
+      `${live.name}${last.missing.length ? ` except ${last.missing.length} unreadable` : ''}`,
+  );
   await run.verifySearch(targetCollection, last.targetIds, embedder, options.verifySample ?? DEFAULTS.verifySample);
 
   const switchRecord = (previous: CollectionRef, shared: string[]): MigrationState => ({
@@ -406,7 +495,13 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     const copyName = collectionNameFor(alias, legacyModel!, live.dim);
     await ensureCollection(store, reporter, copyName, live.dim, legacyModel!);
     const copy = store.collection(copyName);
-    const copyPlan = (label: string): CarryPlan => ({ label, source, target: copy, targetModel: legacyModel!, shouldDelete: () => true });
+    const copyPlan = (label: string): CarryPlan => ({
+      label,
+      source,
+      target: copy,
+      targetModel: legacyModel!,
+      shouldDelete: () => true,
+    });
     await run.carry(copyPlan(`copying ${alias} → ${copyName} (kept for rollback)`));
     // From here on as close together as possible: catch up, copy the rest, swap collection for alias.
     last = await run.carry(mirror('catching up'));
@@ -425,10 +520,16 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     await writeMigrationState(deps.backupDir, switchRecord(previous, shared));
     await store.setAlias(alias, target);
   }
-  reporter.info(`switched ${alias} → ${target}; waiting ${Math.round(settleMs / 100) / 10} s for the API to follow before the last catch-up`);
+  reporter.info(
+    `switched ${alias} → ${target}; waiting ${Math.round(settleMs / 100) / 10} s for the API to follow before ` +
+      `the last catch-up`,
+  );
   await sleep(settleMs);
   const final = await finalCatchUp(run, deps, (await readMigrationState(deps.backupDir, alias))!, embedder, false);
-  reporter.info(`done: ${alias} → ${target}. The old collection ${previous.collection} is kept: "migrate --rollback" switches back, "migrate --drop-old" deletes it`);
+  reporter.info(
+    `done: ${alias} → ${target}. The old collection ${previous.collection} is kept: "migrate --rollback" ` +
+      `switches back, "migrate --drop-old" deletes it`,
+  );
   return summary({
     from: live.name,
     points: await targetCollection.count(),
@@ -445,7 +546,13 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
  * there. Points left out at the switch (unreadable originals, already reported) are tried again only
  * when asked (a later run, after the files may have been restored).
  */
-async function finalCatchUp(run: Migration, deps: MigrateDeps, state: MigrationState, embedder: Embedder, retryLeftOut: boolean): Promise<CarryResult> {
+async function finalCatchUp(
+  run: Migration,
+  deps: MigrateDeps,
+  state: MigrationState,
+  embedder: Embedder,
+  retryLeftOut: boolean,
+): Promise<CarryResult> {
   const shared = new Set(state.shared);
   const leftOut = new Set(retryLeftOut ? [] : (state.leftOut ?? []));
   const result = await run.carry({
@@ -459,19 +566,27 @@ async function finalCatchUp(run: Migration, deps: MigrateDeps, state: MigrationS
   });
   reportMissing(result.missing, deps.reporter);
   if (result.added + result.deleted > 0) {
-    deps.reporter.info(`caught up: ${result.added} point(s) added and ${result.deleted} deleted, from changes around the switch`);
+    deps.reporter.info(
+      `caught up: ${result.added} point(s) added and ${result.deleted} deleted, from changes around the switch`,
+    );
   }
   return result;
 }
 
 async function requireState(deps: MigrateDeps): Promise<MigrationState> {
   const state = await readMigrationState(deps.backupDir, deps.alias);
-  if (!state) throw new OpsError(`no migration of ${deps.alias} is recorded in ${deps.backupDir}/migrations; nothing to roll back or drop`);
+  if (!state)
+    throw new OpsError(
+      `no migration of ${deps.alias} is recorded in ${deps.backupDir}/migrations; nothing to roll back or drop`,
+    );
   return state;
 }
 
 /** Switches the alias back to the collection it left, carrying over what changed since. */
-export async function rollback(deps: MigrateDeps, options: { settleMs?: number; batchSize?: number } = {}): Promise<MigrateSummary> {
+export async function rollback(
+  deps: MigrateDeps,
+  options: { settleMs?: number; batchSize?: number } = {},
+): Promise<MigrateSummary> {
   const { store, reporter, alias } = deps;
   const clock = performance.now();
   const state = await requireState(deps);
@@ -483,19 +598,31 @@ export async function rollback(deps: MigrateDeps, options: { settleMs?: number; 
     );
   }
   const back = await collectionInfo(store, state.previous.collection);
-  if (!back) throw new OpsError(`${state.previous.collection} no longer exists (dropped with --drop-old?); there is nothing to roll back to`);
-  if (!state.previous.model) throw new OpsError(`${state.previous.collection} records no model, so no model can serve it after a rollback`);
+  if (!back)
+    throw new OpsError(
+      `${state.previous.collection} no longer exists (dropped with --drop-old?); there is nothing to roll back to`,
+    );
+  if (!state.previous.model)
+    throw new OpsError(`${state.previous.collection} records no model, so no model can serve it after a rollback`);
   let embedder: Embedder;
   try {
     embedder = await deps.models.byName(state.previous.model);
   } catch (error) {
     throw new OpsError(
-      `the API could not serve ${state.previous.collection} after a rollback: its model ${state.previous.model} must sit beside MODEL_PATH as ${state.previous.model}.onnx (${(error as Error).message})`,
+      `the API could not serve ${state.previous.collection} after a rollback: its model ` +
+        `${state.previous.model} must sit beside MODEL_PATH as ${state.previous.model}.onnx ` +
+        `(${(error as Error).message})`,
     );
   }
-  if (embedder.manifest.dim !== back.dim) throw new OpsError(`model ${state.previous.model} makes ${embedder.manifest.dim}-d vectors, but ${back.name} holds ${back.dim}-d`);
+  if (embedder.manifest.dim !== back.dim)
+    throw new OpsError(
+      `model ${state.previous.model} makes ${embedder.manifest.dim}-d vectors, but ${back.name} holds ${back.dim}-d`,
+    );
   const run = new Migration(deps, options.batchSize);
-  reporter.info(`rolling back ${alias}: ${state.live.collection} → ${back.name}; carrying over what changed since ${state.switchedAt}`);
+  reporter.info(
+    `rolling back ${alias}: ${state.live.collection} → ${back.name}; carrying over what changed since ` +
+      `${state.switchedAt}`,
+  );
   const shared = new Set(state.shared);
   const pre = await run.carry({
     label: `carrying changes ${state.live.collection} → ${back.name}`,
@@ -519,10 +646,15 @@ export async function rollback(deps: MigrateDeps, options: { settleMs?: number; 
   await writeMigrationState(deps.backupDir, next);
   await store.setAlias(alias, back.name);
   const settleMs = options.settleMs ?? DEFAULTS.settleMs;
-  reporter.info(`switched ${alias} → ${back.name}; waiting ${Math.round(settleMs / 100) / 10} s for the API to follow before the last catch-up`);
+  reporter.info(
+    `switched ${alias} → ${back.name}; waiting ${Math.round(settleMs / 100) / 10} s for the API to follow ` +
+      `before the last catch-up`,
+  );
   await (deps.sleep ?? defaultSleep)(settleMs);
   const final = await finalCatchUp(run, deps, next, embedder, false);
-  reporter.info(`rolled back: ${alias} → ${back.name}. ${state.live.collection} is kept ("migrate --drop-old" deletes it)`);
+  reporter.info(
+    `rolled back: ${alias} → ${back.name}. ${state.live.collection} is kept ("migrate --drop-old" deletes it)`,
+  );
   return {
     what: 'rollback',
     alias,
@@ -543,7 +675,8 @@ export async function dropOld(deps: MigrateDeps): Promise<MigrateSummary> {
   const clock = performance.now();
   const state = await requireState(deps);
   const current = (await store.listAliases())[alias];
-  if (current === state.previous.collection) throw new OpsError(`${alias} points at ${state.previous.collection}; it is live and cannot be dropped`);
+  if (current === state.previous.collection)
+    throw new OpsError(`${alias} points at ${state.previous.collection}; it is live and cannot be dropped`);
   const old = await collectionInfo(store, state.previous.collection);
   if (old) {
     await store.deleteCollection(old.name);

@@ -35,7 +35,8 @@ export interface MigrationState {
   legacy?: boolean;
 }
 
-export const migrationStatePath = (backupDir: string, alias: string) => path.join(backupDir, 'migrations', `${alias}.json`);
+export const migrationStatePath = (backupDir: string, alias: string) =>
+  path.join(backupDir, 'migrations', `${alias}.json`);
 
 export async function readMigrationState(backupDir: string, alias: string): Promise<MigrationState | undefined> {
   const file = migrationStatePath(backupDir, alias);
@@ -50,9 +51,12 @@ export async function readMigrationState(backupDir: string, alias: string): Prom
   try {
     state = JSON.parse(text) as MigrationState;
   } catch (error) {
-    throw new OpsError(`the migration record ${file} is unreadable (${(error as Error).message}); restore it from a backup or remove it`);
+    throw new OpsError(
+      `the migration record ${file} is unreadable (${(error as Error).message}); restore it from a backup or remove it`,
+    );
   }
-  if (state.format !== MIGRATION_FORMAT || state.alias !== alias) throw new OpsError(`${file} is not a migration record of ${alias}`);
+  if (state.format !== MIGRATION_FORMAT || state.alias !== alias)
+    throw new OpsError(`${file} is not a migration record of ${alias}`);
   return state;
 }
 

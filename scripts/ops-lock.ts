@@ -51,10 +51,12 @@ export async function acquireOpsLock(dir: string, command: string): Promise<() =
     } catch {
       // Unreadable or empty: written by a process that died between create and write.
     }
-    const stale = holder.host === owner.host && typeof holder.pid === 'number' ? !alive(holder.pid) : holder.pid === undefined;
+    const stale =
+      holder.host === owner.host && typeof holder.pid === 'number' ? !alive(holder.pid) : holder.pid === undefined;
     if (!stale) {
       throw new OpsError(
-        `another operations command (${holder.command ?? 'unknown'}, pid ${holder.pid} on ${holder.host}, since ${holder.since}) holds ${file}; ` +
+        `another operations command (${holder.command ?? 'unknown'}, pid ${holder.pid} on ${holder.host}, ` +
+          `since ${holder.since}) holds ${file}; ` +
           `wait for it to finish, or delete that file if no such command is running`,
       );
     }

@@ -15,7 +15,18 @@ import { ModelRegistry } from '../service/src/embedding/registry.js';
 import { openStore } from '../service/src/store/open-store.js';
 import { StoreUnavailableError, type VectorStore } from '../service/src/store/port.js';
 import { runBackup } from './backup.js';
-import { consoleReporter, helpText, integerOption, OpsError, parseOptions, stringOption, UsageError, type CommandSpec, type ParsedOptions, type Reporter } from './cli.js';
+import {
+  consoleReporter,
+  helpText,
+  integerOption,
+  OpsError,
+  parseOptions,
+  stringOption,
+  UsageError,
+  type CommandSpec,
+  type ParsedOptions,
+  type Reporter,
+} from './cli.js';
 import { checkConsistency, describeConsistency } from './consistency.js';
 import { ebsSnapshot } from './ebs-snapshot.js';
 import { detectEc2 } from './ec2-metadata.js';
@@ -34,7 +45,8 @@ interface Command {
   spec: CommandSpec;
   /** Takes the ops lock (one backup/restore/migrate at a time). */
   exclusive: boolean;
-  /** Stops cleanly at the next step on Ctrl-C (the others simply end: their temporary files are cleaned by the next run). */
+  /** Stops cleanly at the next step on Ctrl-C (the others simply end: their temporary files are cleaned
+   * by the next run). */
   interruptible?: boolean;
   run(options: ParsedOptions, context: Context): Promise<object>;
 }
@@ -52,7 +64,8 @@ async function withStore<T>(context: Context, work: (store: VectorStore) => Prom
   }
 }
 
-const snapshotsFor = (config: Config) => (config.qdrantUrl ? new QdrantSnapshots(config.qdrantUrl, config.qdrantApiKey) : undefined);
+const snapshotsFor = (config: Config) =>
+  config.qdrantUrl ? new QdrantSnapshots(config.qdrantUrl, config.qdrantApiKey) : undefined;
 
 function ec2Client(region: string): EC2Client {
   return new EC2Client({ region });
@@ -61,7 +74,8 @@ function ec2Client(region: string): EC2Client {
 async function regionFor(config: Config): Promise<{ region: string; instanceId?: string }> {
   if (config.awsRegion) return { region: config.awsRegion, instanceId: (await detectEc2())?.instanceId };
   const identity = await detectEc2();
-  if (!identity) throw new OpsError('no AWS region: set AWS_REGION (instance metadata, which would give it on EC2, did not answer)');
+  if (!identity)
+    throw new OpsError('no AWS region: set AWS_REGION (instance metadata, which would give it on EC2, did not answer)');
   return identity;
 }
 
@@ -69,11 +83,19 @@ const backup: Command = {
   exclusive: true,
   spec: {
     name: 'backup',
-    summary: 'Back up the vectors (embedded database, or Qdrant snapshots) and the original images into BACKUP_DIR, then keep the newest N backups.',
+    summary:
+      'Back up the vectors (embedded database, or Qdrant snapshots) and the original images into BACKUP_DIR, ' +
+      'then keep the newest N backups.',
     options: {
-      keep: { type: 'string', placeholder: 'N', description: 'Backups to keep, this one included (default BACKUP_KEEP, 7).' },
+      keep: {
+        type: 'string',
+        placeholder: 'N',
+        description: 'Backups to keep, this one included (default BACKUP_KEEP, 7).',
+      },
     },
-    details: 'Each run writes BACKUP_DIR/<UTC time>/ with manifest.json (checksums of every file); unchanged images are hard-linked from the previous backup.',
+    details:
+      'Each run writes BACKUP_DIR/<UTC time>/ with manifest.json (checksums of every file); unchanged images ' +
+      'are hard-linked from the previous backup.',
   },
   async run(options, context) {
     const { config, reporter } = context;
@@ -98,11 +120,16 @@ const restore: Command = {
     name: 'restore',
     summary: 'Restore vectors and images from a backup (the newest by default), then run the consistency check.',
     options: {
-      backup: { type: 'string', placeholder: 'ID', description: 'The backup to restore (a directory name in BACKUP_DIR, e.g. 20260314T023000123Z).' },
+      backup: {
+        type: 'string',
+        placeholder: 'ID',
+        description: 'The backup to restore (a directory name in BACKUP_DIR, e.g. 20260314T023000123Z).',
+      },
     },
     details:
       'Embedded store: stop the API first; the replaced database is kept in DATA_DIR/pre-restore-<time>/.\n' +
-      'Qdrant: runs against the live stack; each collection is recovered from its snapshot (priority snapshot) and the aliases are recreated.',
+      'Qdrant: runs against the live stack; each collection is recovered from its snapshot (priority snapshot) ' +
+      'and the aliases are recreated.',
   },
   async run(options, { config, reporter }) {
     return runRestore(
@@ -127,7 +154,10 @@ const check: Command = {
     name: 'check',
     summary: 'Check that every point of the live collection has its image file and every image file its point.',
     options: {
-      'verify-hashes': { type: 'boolean', description: 'Also read every file and compare it with the sha256 recorded at ingest.' },
+      'verify-hashes': {
+        type: 'boolean',
+        description: 'Also read every file and compare it with the sha256 recorded at ingest.',
+      },
     },
     details: 'Exits 1 when something is inconsistent (the first findings are listed).',
   },
@@ -165,13 +195,27 @@ const ebs: Command = {
     name: 'ebs-snapshot',
     summary: 'Take an EBS snapshot of the data volume, tagged as made by this command, and prune older ones it made.',
     options: {
-      'volume-id': { type: 'string', placeholder: 'VOL', description: 'The volume (default DATA_VOLUME_ID, else the volume tagged erp-image-search:data-volume).' },
-      stack: { type: 'string', placeholder: 'NAME', description: 'Find the volume whose erp-image-search:data-volume tag is NAME (the stack name).' },
+      'volume-id': {
+        type: 'string',
+        placeholder: 'VOL',
+        description: 'The volume (default DATA_VOLUME_ID, else the volume tagged erp-image-search:data-volume).',
+      },
+      stack: {
+        type: 'string',
+        placeholder: 'NAME',
+        description: 'Find the volume whose erp-image-search:data-volume tag is NAME (the stack name).',
+      },
       reason: { type: 'string', placeholder: 'TEXT', description: 'Why (stored in a tag; default "manual").' },
       wait: { type: 'boolean', description: 'Wait until the snapshot is completed.' },
-      keep: { type: 'string', placeholder: 'N', description: 'Snapshots made by this command to keep for the volume (default EBS_SNAPSHOT_KEEP, 3).' },
+      keep: {
+        type: 'string',
+        placeholder: 'N',
+        description: 'Snapshots made by this command to keep for the volume (default EBS_SNAPSHOT_KEEP, 3).',
+      },
     },
-    details: 'Needs ec2:DescribeVolumes, ec2:CreateSnapshot, ec2:CreateTags, ec2:DescribeSnapshots and ec2:DeleteSnapshot. Region: AWS_REGION, else the instance\'s.',
+    details:
+      'Needs ec2:DescribeVolumes, ec2:CreateSnapshot, ec2:CreateTags, ec2:DescribeSnapshots and ' +
+      "ec2:DeleteSnapshot. Region: AWS_REGION, else the instance's.",
   },
   async run(options, { config, reporter }) {
     const keep = integerOption(options.keep, 'keep', 1, 1000) ?? config.ebsSnapshotKeep;
@@ -181,7 +225,14 @@ const ebs: Command = {
     try {
       return await ebsSnapshot(
         client,
-        { volumeId, stack: stringOption(options.stack), instanceId, reason: stringOption(options.reason) ?? 'manual', wait: options.wait === true, keep },
+        {
+          volumeId,
+          stack: stringOption(options.stack),
+          instanceId,
+          reason: stringOption(options.reason) ?? 'manual',
+          wait: options.wait === true,
+          keep,
+        },
         reporter,
       );
     } finally {
@@ -195,23 +246,57 @@ const migrateCommand: Command = {
   interruptible: true,
   spec: {
     name: 'migrate',
-    summary: 'Re-embed every stored image with another model into a new collection and switch QDRANT_COLLECTION (an alias) to it without downtime.',
+    summary:
+      'Re-embed every stored image with another model into a new collection and switch QDRANT_COLLECTION (an ' +
+      'alias) to it without downtime.',
     options: {
-      'to-model': { type: 'string', placeholder: 'PATH', description: 'The new ONNX model (its NAME.json sidecar beside it). Copy it beside MODEL_PATH: the API loads it from there.' },
-      rollback: { type: 'boolean', description: 'Switch back to the collection the last migration left, carrying over changes made since.' },
-      'drop-old': { type: 'boolean', description: 'Delete the collection the last migration left (no rollback afterwards).' },
-      'allow-missing': { type: 'boolean', description: 'Switch even though some stored images cannot be read; their points are left out (and listed).' },
-      'skip-ebs-snapshot': { type: 'boolean', description: 'Do not take an EBS snapshot first (taken by default when running on EC2).' },
-      'legacy-model': { type: 'string', placeholder: 'NAME', description: 'Model name of a plain legacy collection that records none (needed for its rollback).' },
+      'to-model': {
+        type: 'string',
+        placeholder: 'PATH',
+        description:
+          'The new ONNX model (its NAME.json sidecar beside it). Copy it beside MODEL_PATH: the API loads it ' +
+          'from there.',
+      },
+      rollback: {
+        type: 'boolean',
+        description: 'Switch back to the collection the last migration left, carrying over changes made since.',
+      },
+      'drop-old': {
+        type: 'boolean',
+        description: 'Delete the collection the last migration left (no rollback afterwards).',
+      },
+      'allow-missing': {
+        type: 'boolean',
+        description: 'Switch even though some stored images cannot be read; their points are left out (and listed).',
+      },
+      'skip-ebs-snapshot': {
+        type: 'boolean',
+        description: 'Do not take an EBS snapshot first (taken by default when running on EC2).',
+      },
+      'legacy-model': {
+        type: 'string',
+        placeholder: 'NAME',
+        description: 'Model name of a plain legacy collection that records none (needed for its rollback).',
+      },
       'batch-size': { type: 'string', placeholder: 'N', description: 'Images embedded per batch (default 32).' },
-      'verify-sample': { type: 'string', placeholder: 'N', description: 'Stored images searched for themselves before the switch (default 20).' },
-      'settle-ms': { type: 'string', placeholder: 'MS', description: 'Pause after the switch before the last catch-up (default 5000; the API follows within 1 s).' },
+      'verify-sample': {
+        type: 'string',
+        placeholder: 'N',
+        description: 'Stored images searched for themselves before the switch (default 20).',
+      },
+      'settle-ms': {
+        type: 'string',
+        placeholder: 'MS',
+        description: 'Pause after the switch before the last catch-up (default 5000; the API follows within 1 s).',
+      },
     },
     details: 'Resumable: run the same command again after an interruption. The old collection stays until --drop-old.',
   },
   async run(options, context) {
     const { config, reporter, signal } = context;
-    const modes = [options['to-model'] !== undefined, options.rollback === true, options['drop-old'] === true].filter(Boolean).length;
+    const modes = [options['to-model'] !== undefined, options.rollback === true, options['drop-old'] === true].filter(
+      Boolean,
+    ).length;
     if (modes !== 1) throw new UsageError('give exactly one of --to-model PATH, --rollback or --drop-old');
     const settleMs = integerOption(options['settle-ms'], 'settle-ms', 1000, 600_000);
     const batchSize = integerOption(options['batch-size'], 'batch-size', 1, 1024);
@@ -239,7 +324,13 @@ const migrateCommand: Command = {
               try {
                 const result = await ebsSnapshot(
                   client,
-                  { volumeId: config.dataVolumeId, instanceId: identity.instanceId, reason, wait: false, keep: config.ebsSnapshotKeep },
+                  {
+                    volumeId: config.dataVolumeId,
+                    instanceId: identity.instanceId,
+                    reason,
+                    wait: false,
+                    keep: config.ebsSnapshotKeep,
+                  },
                   reporter,
                 );
                 return result.snapshotId;
@@ -272,7 +363,10 @@ const COMMANDS: Record<string, Command> = { backup, restore, check, migrate: mig
 function overview(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
   const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.spec.summary}`);
-  return `Usage: npm run ops -- <command> [options]   (compiled: node dist/scripts/ops.js <command>)\n\nCommands:\n${lines.join('\n')}\n\nRun "npm run ops -- <command> --help" for its options.\n`;
+  return (
+    `Usage: npm run ops -- <command> [options]   (compiled: node dist/scripts/ops.js ` +
+    `<command>)\n\nCommands:\n${lines.join('\n')}\n\nRun "npm run ops -- <command> --help" for its options.\n`
+  );
 }
 
 /** Failures whose message is meant for the operator; anything else is a bug and shows its stack. */
@@ -318,10 +412,13 @@ async function main(argv: string[], io = { stdout: process.stdout, stderr: proce
       return 2;
     }
     // One line: "Invalid configuration:\n- A\n- B" becomes "Invalid configuration: A; B".
-    const message = ((error as Error).message ?? String(error)).replace(/:\s*\n\s*-\s*/g, ': ').replace(/\s*\n\s*(-\s*)?/g, '; ');
+    const message = ((error as Error).message ?? String(error))
+      .replace(/:\s*\n\s*-\s*/g, ': ')
+      .replace(/\s*\n\s*(-\s*)?/g, '; ');
     // A file-system failure (no space, no permission) is the operator's to fix, not a bug: its message names the path.
     const fileSystem = typeof (error as NodeJS.ErrnoException).syscall === 'string';
-    if (fileSystem || EXPECTED.some((type) => error instanceof type)) io.stderr.write(`ops ${name} failed: ${message}\n`);
+    if (fileSystem || EXPECTED.some((type) => error instanceof type))
+      io.stderr.write(`ops ${name} failed: ${message}\n`);
     else io.stderr.write(`ops ${name} failed: ${message}\n${(error as Error).stack ?? ''}\n`);
     return 1;
   } finally {
@@ -334,7 +431,7 @@ async function main(argv: string[], io = { stdout: process.stdout, stderr: proce
 // Run when executed (tsx scripts/ops.ts, node dist/scripts/ops.js), not when imported by tests.
 const self = fileURLToPath(import.meta.url).replace(/\.[jt]s$/, '');
 if (process.argv[1] && path.resolve(process.argv[1]).replace(/\.[jt]s$/, '') === self) {
-  main(process.argv.slice(2)).then((code) => {
+  void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
 }

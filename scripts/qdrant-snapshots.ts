@@ -39,13 +39,19 @@ export class QdrantSnapshots {
       response = await this.fetcher(`${this.base}${path}`, { ...init, headers });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new OpsError(`Qdrant at ${this.where} does not answer (${what}: ${cause?.code ?? cause?.message ?? (error as Error).message}); check QDRANT_URL and that Qdrant is running`);
+      throw new OpsError(
+        `Qdrant at ${this.where} does not answer (${what}: ` +
+          `${cause?.code ?? cause?.message ?? (error as Error).message}); check QDRANT_URL and that Qdrant is running`,
+      );
     }
     if (!response.ok) {
       let detail = response.statusText;
       try {
         const body = (await response.json()) as { status?: { error?: string } | string };
-        detail = typeof body.status === 'object' && body.status?.error ? body.status.error : JSON.stringify(body.status ?? body);
+        detail =
+          typeof body.status === 'object' && body.status?.error
+            ? body.status.error
+            : JSON.stringify(body.status ?? body);
       } catch {
         // not JSON: keep the status text
       }
@@ -66,7 +72,9 @@ export class QdrantSnapshots {
 
   /** Creates a snapshot and returns when it is complete. */
   create(collection: string): Promise<SnapshotDescription> {
-    return this.result(`creating a snapshot of ${collection}`, `${this.collectionPath(collection)}?wait=true`, { method: 'POST' });
+    return this.result(`creating a snapshot of ${collection}`, `${this.collectionPath(collection)}?wait=true`, {
+      method: 'POST',
+    });
   }
 
   list(collection: string): Promise<SnapshotDescription[]> {
@@ -76,7 +84,10 @@ export class QdrantSnapshots {
   /** Downloads to `target` atomically; the size and (when Qdrant gives one) the checksum must match. */
   async download(collection: string, snapshot: SnapshotDescription, target: string): Promise<Digest> {
     const what = `downloading snapshot ${snapshot.name} of ${collection}`;
-    const response = await this.request(what, `${this.collectionPath(collection)}/${encodeURIComponent(snapshot.name)}`);
+    const response = await this.request(
+      what,
+      `${this.collectionPath(collection)}/${encodeURIComponent(snapshot.name)}`,
+    );
     if (!response.body) throw new OpsError(`Qdrant sent no data when ${what}`);
     try {
       return await writeStreamAtomic(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), target, {
@@ -85,7 +96,8 @@ export class QdrantSnapshots {
         what: `snapshot ${snapshot.name}`,
       });
     } catch (error) {
-      if (error instanceof ChecksumError) throw new OpsError(`the download of ${error.message}; nothing was kept, run the backup again`);
+      if (error instanceof ChecksumError)
+        throw new OpsError(`the download of ${error.message}; nothing was kept, run the backup again`);
       throw error;
     }
   }
@@ -95,15 +107,23 @@ export class QdrantSnapshots {
     const form = new FormData();
     form.append('snapshot', await openAsBlob(file), 'backup.snapshot');
     const query = new URLSearchParams({ wait: 'true', priority: 'snapshot', checksum: sha256 });
-    await this.result(`recovering ${collection} from its snapshot`, `${this.collectionPath(collection)}/upload?${query}`, { method: 'POST', body: form });
+    await this.result(
+      `recovering ${collection} from its snapshot`,
+      `${this.collectionPath(collection)}/upload?${query.toString()}`,
+      { method: 'POST', body: form },
+    );
   }
 
   /** Deletes a snapshot inside Qdrant; one that is already gone (or whose collection is) counts as deleted. */
   async delete(collection: string, name: string): Promise<void> {
     try {
-      await this.result(`deleting snapshot ${name} of ${collection}`, `${this.collectionPath(collection)}/${encodeURIComponent(name)}?wait=true`, {
-        method: 'DELETE',
-      });
+      await this.result(
+        `deleting snapshot ${name} of ${collection}`,
+        `${this.collectionPath(collection)}/${encodeURIComponent(name)}?wait=true`,
+        {
+          method: 'DELETE',
+        },
+      );
     } catch (error) {
       if (!(error instanceof QdrantHttpError && error.status === 404)) throw error;
     }

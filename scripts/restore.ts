@@ -44,7 +44,10 @@ export interface RestoreSummary {
   backup: string;
   collections: string[];
   images: { restored: number; unchanged: number };
-  check: Pick<ConsistencyReport, 'collection' | 'points' | 'files' | 'ok'> & { pointsWithoutFile: number; filesWithoutPoint: number };
+  check: Pick<ConsistencyReport, 'collection' | 'points' | 'files' | 'ok'> & {
+    pointsWithoutFile: number;
+    filesWithoutPoint: number;
+  };
   /** Embedded store: where the replaced database was moved. */
   previous?: string;
   duration: number;
@@ -84,7 +87,10 @@ async function verifyBackup(ref: BackupRef, manifest: BackupManifest, reporter: 
     const present = await fileStat(file);
     const digest = present ? await sha256File(file) : undefined;
     if (!digest || digest.size !== entry.size || digest.sha256 !== entry.sha256) {
-      throw new OpsError(`the backup ${ref.id} is damaged: ${entry.file} ${digest ? 'does not match its checksum' : 'is missing'}; nothing was restored`);
+      throw new OpsError(
+        `the backup ${ref.id} is damaged: ${entry.file} ` +
+          `${digest ? 'does not match its checksum' : 'is missing'}; nothing was restored`,
+      );
     }
   }
   await verifyImages(path.join(ref.dir, 'images'), manifest.images.files, reporter);
@@ -95,9 +101,15 @@ export async function runRestore(deps: RestoreDeps, options: { backup?: string }
   const clock = performance.now();
   const ref = await findBackup(deps.backupDir, options.backup);
   const manifest = await readManifest(ref);
-  reporter.info(`restoring backup ${ref.id} (taken ${manifest.createdAt}; ${manifest.collections.map((c) => `${c.name}: ${c.points} points`).join(', ')})`);
+  reporter.info(
+    `restoring backup ${ref.id} (taken ${manifest.createdAt}; ` +
+      `${manifest.collections.map((c) => `${c.name}: ${c.points} points`).join(', ')})`,
+  );
   if (manifest.store !== deps.kind) {
-    throw new OpsError(`backup ${ref.id} holds a ${manifest.store} store, but this deployment uses the ${deps.kind} store (QDRANT_URL ${deps.kind === 'qdrant' ? 'set' : 'unset'})`);
+    throw new OpsError(
+      `backup ${ref.id} holds a ${manifest.store} store, but this deployment uses the ${deps.kind} store ` +
+        `(QDRANT_URL ${deps.kind === 'qdrant' ? 'set' : 'unset'})`,
+    );
   }
   if (deps.kind === 'embedded') assertDatabaseUnused(liveDatabase(deps, manifest)); // before the long verification
   await verifyBackup(ref, manifest, reporter);
@@ -139,7 +151,10 @@ export async function runRestore(deps: RestoreDeps, options: { backup?: string }
     else {
       reporter.warn(verdict);
       if (report.filesWithoutPoint.length > 0) {
-        reporter.warn('files without a point are usually images ingested after this backup was taken; re-ingest their items or remove the files');
+        reporter.warn(
+          'files without a point are usually images ingested after this backup was taken; re-ingest their ' +
+            'items or remove the files',
+        );
       }
     }
     return {
@@ -164,10 +179,15 @@ export async function runRestore(deps: RestoreDeps, options: { backup?: string }
   }
 }
 
-const liveDatabase = (deps: RestoreDeps, manifest: BackupManifest) => path.join(deps.dataDir, path.basename(manifest.database?.file ?? 'store.sqlite'));
+const liveDatabase = (deps: RestoreDeps, manifest: BackupManifest) =>
+  path.join(deps.dataDir, path.basename(manifest.database?.file ?? 'store.sqlite'));
 
 /** Puts the backup's database in place of the current one; returns where the current one went. */
-async function replaceDatabase(deps: RestoreDeps, ref: BackupRef, manifest: BackupManifest): Promise<string | undefined> {
+async function replaceDatabase(
+  deps: RestoreDeps,
+  ref: BackupRef,
+  manifest: BackupManifest,
+): Promise<string | undefined> {
   const { dataDir, reporter } = deps;
   const entry = manifest.database!;
   const name = path.basename(entry.file);
@@ -176,7 +196,11 @@ async function replaceDatabase(deps: RestoreDeps, ref: BackupRef, manifest: Back
   await mkdir(dataDir, { recursive: true });
   // Staged beside the live file (same filesystem) and verified on the way, so the final step is a rename.
   const staged = path.join(dataDir, `${name}.restoring`);
-  await copyFileAtomic(insideRoot(ref.dir, entry.file), staged, { size: entry.size, sha256: entry.sha256, what: entry.file });
+  await copyFileAtomic(insideRoot(ref.dir, entry.file), staged, {
+    size: entry.size,
+    sha256: entry.sha256,
+    what: entry.file,
+  });
 
   // The old -wal must never meet the new file (SQLite would apply it), and the index files belong to the old data.
   const stamp = (deps.now ?? (() => new Date()))().toISOString().replace(/[-:.]/g, '');
@@ -190,17 +214,25 @@ async function replaceDatabase(deps: RestoreDeps, ref: BackupRef, manifest: Back
   }
   await rename(staged, live);
   await fsyncDir(dataDir);
-  reporter.info(`database ${live} restored (${formatBytes(entry.size)})${moved ? `; the replaced one is kept in ${aside}` : ''}`);
+  reporter.info(
+    `database ${live} restored (${formatBytes(entry.size)})${moved ? `; the replaced one is kept in ${aside}` : ''}`,
+  );
   return moved ? aside : undefined;
 }
 
-
-async function recoverQdrant(deps: RestoreDeps, store: VectorStore, ref: BackupRef, manifest: BackupManifest): Promise<void> {
+async function recoverQdrant(
+  deps: RestoreDeps,
+  store: VectorStore,
+  ref: BackupRef,
+  manifest: BackupManifest,
+): Promise<void> {
   const { reporter, snapshots } = deps;
   if (!snapshots) throw new Error('recoverQdrant needs QdrantSnapshots');
   const progress = reporter.progress('recovering collections', manifest.snapshots!.length);
   for (const snapshot of manifest.snapshots!) {
-    reporter.info(`recovering ${snapshot.collection} from ${snapshot.name} (${formatBytes(snapshot.size)}, priority snapshot)`);
+    reporter.info(
+      `recovering ${snapshot.collection} from ${snapshot.name} (${formatBytes(snapshot.size)}, priority snapshot)`,
+    );
     await snapshots.recover(snapshot.collection, insideRoot(ref.dir, snapshot.file), snapshot.sha256);
     progress.advance();
   }
@@ -209,7 +241,10 @@ async function recoverQdrant(deps: RestoreDeps, store: VectorStore, ref: BackupR
     try {
       await store.setAlias(alias, collection);
     } catch (error) {
-      throw new OpsError(`the collections are restored, but alias ${alias} → ${collection} could not be recreated: ${(error as Error).message}`);
+      throw new OpsError(
+        `the collections are restored, but alias ${alias} → ${collection} could not be recreated: ` +
+          `${(error as Error).message}`,
+      );
     }
     reporter.info(`alias ${alias} → ${collection}`);
   }

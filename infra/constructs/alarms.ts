@@ -35,7 +35,8 @@ export class Alarms extends Construct {
       evaluationPeriods: 2,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.MISSING,
-      alarmDescription: 'The host of the ERP image search instance failed its system status check: recovering the instance.',
+      alarmDescription:
+        'The host of the ERP image search instance failed its system status check: recovering the instance.',
     });
     this.systemCheck.addAlarmAction(new actions.Ec2Action(actions.Ec2InstanceAction.RECOVER));
 
@@ -55,7 +56,9 @@ export class Alarms extends Construct {
       Validations.of(this.topic).acknowledge({
         id: 'AwsSolutions::AwsSolutions-SNS2',
         reason:
-          'The topic carries only alarm state changes (no data). CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed aws/sns key, and a customer-managed key would cost more than the rest of the monitoring.',
+          'The topic carries only alarm state changes (no data). CloudWatch alarms cannot publish to a topic ' +
+          'encrypted with the AWS-managed aws/sns key, and a customer-managed key would cost more than the ' +
+          'rest of the monitoring.',
       });
       for (const alarm of [this.systemCheck, this.instanceCheck]) {
         alarm.addAlarmAction(new actions.SnsAction(this.topic));

@@ -27,9 +27,12 @@ export class Backups extends Construct {
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSDataLifecycleManagerServiceRole')],
     });
     Validations.of(role).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole]',
+      id:
+        'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/' +
+        'AWSDataLifecycleManagerServiceRole]',
       reason:
-        'AWSDataLifecycleManagerServiceRole is the AWS-maintained policy made for DLM execution roles; DLM only acts on volumes the policy targets by tag.',
+        'AWSDataLifecycleManagerServiceRole is the AWS-maintained policy made for DLM execution roles; DLM ' +
+        'only acts on volumes the policy targets by tag.',
     });
     this.policy = new dlm.CfnLifecyclePolicy(this, 'DailySnapshots', {
       description: 'Daily snapshots of the ERP image search data volume',

@@ -35,7 +35,14 @@ export interface BootArguments {
 export function bootUserData(args: BootArguments, script = bootstrapScript()): ec2.UserData {
   if (script.split('\n').includes(HEREDOC_END)) throw new Error(`bootstrap.sh must not contain a line ${HEREDOC_END}`);
   const shell = ec2.UserData.forLinux();
-  const argv = [args.region, args.assetUrl, args.volumeId, args.apiKeySecretArn, args.qdrantKeySecretArn, args.backupSchedule];
+  const argv = [
+    args.region,
+    args.assetUrl,
+    args.volumeId,
+    args.apiKeySecretArn,
+    args.qdrantKeySecretArn,
+    args.backupSchedule,
+  ];
   shell.addCommands(
     'set -euo pipefail',
     `install -d -m 0755 ${BOOTSTRAP_PATH.slice(0, BOOTSTRAP_PATH.lastIndexOf('/'))}`,

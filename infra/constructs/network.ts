@@ -35,20 +35,28 @@ export class Network extends Construct {
       subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }],
       restrictDefaultSecurityGroup: false, // nothing uses it; restricting it would add a Lambda custom resource
       flowLogs: {
-        rejected: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.REJECT },
+        rejected: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+          trafficType: ec2.FlowLogTrafficType.REJECT,
+        },
       },
     });
 
     this.securityGroup = new ec2.SecurityGroup(this, 'HostSecurityGroup', {
       vpc: this.vpc,
-      description: `ERP image search host: API ${API_PORT} from ERPNext only; outbound for packages, AWS APIs and image URLs`,
+      description:
+        `ERP image search host: API ${API_PORT} from ERPNext only; outbound for packages, AWS APIs ` + `and image URLs`,
       allowAllOutbound: true,
     });
     for (const cidr of props.allowedCidrs) {
       this.securityGroup.addIngressRule(peer(cidr), ec2.Port.tcp(API_PORT), `Image search API from ERPNext (${cidr})`);
     }
     if (props.sshCidr) {
-      this.securityGroup.addIngressRule(peer(props.sshCidr), ec2.Port.tcp(22), `SSH from the admin network (${props.sshCidr}), sshCidr`);
+      this.securityGroup.addIngressRule(
+        peer(props.sshCidr),
+        ec2.Port.tcp(22),
+        `SSH from the admin network (${props.sshCidr}), sshCidr`,
+      );
     }
   }
 }

@@ -19,13 +19,15 @@ interface Variable<T> {
 
 const text: Parser<string> = (raw) => raw;
 
-const integer = (min: number, max: number): Parser<number> => (raw, name) => {
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer between ${min} and ${max}.`);
-  }
-  return value;
-};
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer between ${min} and ${max}.`);
+    }
+    return value;
+  };
 
 const httpUrl: Parser<string> = (raw, name) => {
   let url: URL;
@@ -62,7 +64,9 @@ const headerObject: Parser<Record<string, string>> = (raw, name) => {
   try {
     parsed = JSON.parse(raw);
   } catch {
-    throw new ConfigError(`${name} must be a JSON object of header names to values, e.g. {"Authorization":"token KEY:SECRET"}.`);
+    throw new ConfigError(
+      `${name} must be a JSON object of header names to values, e.g. {"Authorization":"token KEY:SECRET"}.`,
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`${name} must be a JSON object of header names to string values.`);
@@ -79,24 +83,29 @@ const headerObject: Parser<Record<string, string>> = (raw, name) => {
 
 const logLevel: Parser<string> = (raw, name) => {
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-  if (!levels.includes(raw)) throw new ConfigError(`${name} must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)}).`);
+  if (!levels.includes(raw))
+    throw new ConfigError(`${name} must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)}).`);
   return raw;
 };
 
 const collectionName: Parser<string> = (raw, name) => {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) {
-    throw new ConfigError(`${name} must be 1-64 characters of letters, digits, '_' or '-' (got ${JSON.stringify(raw)}).`);
+    throw new ConfigError(
+      `${name} must be 1-64 characters of letters, digits, '_' or '-' (got ${JSON.stringify(raw)}).`,
+    );
   }
   return raw;
 };
 
 const awsRegion: Parser<string> = (raw, name) => {
-  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an AWS region such as eu-west-1.`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw))
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an AWS region such as eu-west-1.`);
   return raw;
 };
 
 const volumeId: Parser<string> = (raw, name) => {
-  if (!/^vol-[0-9a-f]{8,17}$/.test(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an EBS volume id such as vol-0123456789abcdef0.`);
+  if (!/^vol-[0-9a-f]{8,17}$/.test(raw))
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an EBS volume id such as vol-0123456789abcdef0.`);
   return raw;
 };
 
@@ -105,33 +114,63 @@ const MiB = 1024 * 1024;
 export const VARIABLES = {
   port: { env: 'PORT', default: '8020', parse: integer(0, 65535), doc: 'TCP port the API listens on.' },
   host: { env: 'HOST', default: '0.0.0.0', parse: text, doc: 'Address the API binds to.' },
-  logLevel: { env: 'LOG_LEVEL', default: 'info', parse: logLevel, doc: 'Log level (fatal, error, warn, info, debug, trace, silent).' },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    default: 'info',
+    parse: logLevel,
+    doc: 'Log level (fatal, error, warn, info, debug, trace, silent).',
+  },
   apiKey: {
     env: 'IMAGE_SEARCH_API_KEY',
     parse: text,
-    doc: 'When set, every endpoint except /health needs header Image-Search-Api-Key with this value. Unset: no auth (a warning is logged).',
+    doc:
+      'When set, every endpoint except /health needs header Image-Search-Api-Key with this value. Unset: no ' +
+      'auth (a warning is logged).',
   },
-  modelPath: { env: 'MODEL_PATH', default: 'models/efficientnet_b0.onnx', parse: text, doc: 'The ONNX model; its sidecar NAME.json must sit beside it.' },
-  dataDir: { env: 'DATA_DIR', default: './data', parse: text, doc: 'Directory of the embedded database (used when QDRANT_URL is unset).' },
+  modelPath: {
+    env: 'MODEL_PATH',
+    default: 'models/efficientnet_b0.onnx',
+    parse: text,
+    doc: 'The ONNX model; its sidecar NAME.json must sit beside it.',
+  },
+  dataDir: {
+    env: 'DATA_DIR',
+    default: './data',
+    parse: text,
+    doc: 'Directory of the embedded database (used when QDRANT_URL is unset).',
+  },
   imageStorageDir: {
     env: 'IMAGE_STORAGE_DIR',
     parse: text,
     doc: 'Where original images are kept. Default: DATA_DIR/images.',
   },
-  qdrantUrl: { env: 'QDRANT_URL', parse: httpUrl, doc: 'Full URL of Qdrant (e.g. http://qdrant:6333). Unset: the embedded store is used.' },
+  qdrantUrl: {
+    env: 'QDRANT_URL',
+    parse: httpUrl,
+    doc: 'Full URL of Qdrant (e.g. http://qdrant:6333). Unset: the embedded store is used.',
+  },
   qdrantApiKey: { env: 'QDRANT_API_KEY', parse: text, doc: 'API key sent to Qdrant, if it needs one.' },
   collection: {
     env: 'QDRANT_COLLECTION',
     default: 'items',
     parse: collectionName,
-    doc: 'Name (an alias after the first migration) of the collection the API reads and writes; also used by the embedded store.',
+    doc:
+      'Name (an alias after the first migration) of the collection the API reads and writes; also used by ' +
+      'the embedded store.',
   },
-  maxImageBytes: { env: 'MAX_IMAGE_BYTES', default: String(20 * MiB), parse: integer(1024, 512 * MiB), doc: 'Largest accepted image, uploaded or fetched, in bytes (413 above).' },
+  maxImageBytes: {
+    env: 'MAX_IMAGE_BYTES',
+    default: String(20 * MiB),
+    parse: integer(1024, 512 * MiB),
+    doc: 'Largest accepted image, uploaded or fetched, in bytes (413 above).',
+  },
   maxImagePixels: {
     env: 'MAX_IMAGE_PIXELS',
     default: '100000000',
     parse: integer(1, 1_000_000_000),
-    doc: 'Largest decoded image in pixels (width × height); larger images are refused before decoding (decompression bombs).',
+    doc:
+      'Largest decoded image in pixels (width × height); larger images are refused before decoding ' +
+      '(decompression bombs).',
   },
   maxTopK: { env: 'MAX_TOP_K', default: '50', parse: integer(1, 1000), doc: 'Upper bound for top_k in /search.' },
   embedConcurrency: {
@@ -146,39 +185,78 @@ export const VARIABLES = {
     parse: integer(0, 10_000),
     doc: 'Images allowed to wait for an embedding slot; beyond this requests get 503 busy with Retry-After.',
   },
-  onnxThreads: { env: 'ONNX_INTRA_OP_THREADS', default: '1', parse: integer(1, 64), doc: 'onnxruntime intra-op threads per inference.' },
+  onnxThreads: {
+    env: 'ONNX_INTRA_OP_THREADS',
+    default: '1',
+    parse: integer(1, 64),
+    doc: 'onnxruntime intra-op threads per inference.',
+  },
   urlAllow: {
     env: 'IMAGE_URL_ALLOW',
     default: '',
     parse: allowList,
-    doc: 'Comma-separated hostnames and CIDRs that image_url may reach even though they are private (e.g. erp.internal,10.0.5.0/24). Metadata addresses stay refused.',
+    doc:
+      'Comma-separated hostnames and CIDRs that image_url may reach even though they are private (e.g. ' +
+      'erp.internal,10.0.5.0/24). Metadata addresses stay refused.',
   },
   urlHeaders: {
     env: 'IMAGE_URL_HEADERS',
     default: '{}',
     parse: headerObject,
-    doc: 'JSON object of extra headers sent when fetching image_url, e.g. {"Authorization":"token KEY:SECRET"} for ERPNext private files.',
+    doc:
+      'JSON object of extra headers sent when fetching image_url, e.g. {"Authorization":"token KEY:SECRET"} ' +
+      'for ERPNext private files.',
   },
-  urlTimeoutMs: { env: 'IMAGE_URL_TIMEOUT_MS', default: '15000', parse: integer(100, 300_000), doc: 'Total time allowed to fetch an image_url, redirects included.' },
-  urlConnectTimeoutMs: { env: 'IMAGE_URL_CONNECT_TIMEOUT_MS', default: '5000', parse: integer(50, 60_000), doc: 'Time allowed to open each connection for image_url.' },
-  urlMaxRedirects: { env: 'IMAGE_URL_MAX_REDIRECTS', default: '3', parse: integer(0, 10), doc: 'Redirects followed for image_url; each hop is checked again.' },
+  urlTimeoutMs: {
+    env: 'IMAGE_URL_TIMEOUT_MS',
+    default: '15000',
+    parse: integer(100, 300_000),
+    doc: 'Total time allowed to fetch an image_url, redirects included.',
+  },
+  urlConnectTimeoutMs: {
+    env: 'IMAGE_URL_CONNECT_TIMEOUT_MS',
+    default: '5000',
+    parse: integer(50, 60_000),
+    doc: 'Time allowed to open each connection for image_url.',
+  },
+  urlMaxRedirects: {
+    env: 'IMAGE_URL_MAX_REDIRECTS',
+    default: '3',
+    parse: integer(0, 10),
+    doc: 'Redirects followed for image_url; each hop is checked again.',
+  },
   backupDir: {
     env: 'BACKUP_DIR',
     parse: text,
-    doc: 'Where `ops backup` writes its backups (one directory per run) and `ops restore` reads them. Default: DATA_DIR/backups.',
+    doc:
+      'Where `ops backup` writes its backups (one directory per run) and `ops restore` reads them. Default: ' +
+      'DATA_DIR/backups.',
   },
-  backupKeep: { env: 'BACKUP_KEEP', default: '7', parse: integer(1, 1000), doc: 'Backups kept by `ops backup` (newest first); older ones are deleted, locally and in Qdrant.' },
-  awsRegion: { env: 'AWS_REGION', parse: awsRegion, doc: 'AWS region for `ops ebs-snapshot`. Unset: the region of the EC2 instance (instance metadata).' },
+  backupKeep: {
+    env: 'BACKUP_KEEP',
+    default: '7',
+    parse: integer(1, 1000),
+    doc: 'Backups kept by `ops backup` (newest first); older ones are deleted, locally and in Qdrant.',
+  },
+  awsRegion: {
+    env: 'AWS_REGION',
+    parse: awsRegion,
+    doc: 'AWS region for `ops ebs-snapshot`. Unset: the region of the EC2 instance (instance metadata).',
+  },
   dataVolumeId: {
     env: 'DATA_VOLUME_ID',
     parse: volumeId,
-    doc: 'EBS volume that `ops ebs-snapshot` snapshots. Unset: the volume tagged erp-image-search:data-volume (attached to this instance).',
+    doc:
+      'EBS volume that `ops ebs-snapshot` snapshots. Unset: the volume tagged erp-image-search:data-volume ' +
+      '(attached to this instance).',
   },
   ebsSnapshotKeep: {
     env: 'EBS_SNAPSHOT_KEEP',
     default: '3',
     parse: integer(1, 1000),
-    doc: 'Snapshots made by `ops ebs-snapshot` kept per volume; older ones it made are deleted (daily DLM snapshots are not touched).',
+    doc:
+      'Snapshots made by `ops ebs-snapshot` kept per volume; older ones it made are deleted (daily DLM ' +
+      'snapshots are not touched).',
   },
 } satisfies Record<string, Variable<unknown>>;
 

@@ -16,4 +16,9 @@ export const badRequest = (code: string, message: string) => new ServiceError(40
 export const notFound = (code: string, message: string) => new ServiceError(404, code, message);
 export const conflict = (code: string, message: string) => new ServiceError(409, code, message);
 export const unavailable = (code: string, message: string, retryAfterSeconds?: number) =>
-  new ServiceError(503, code, message, retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) });
+  new ServiceError(
+    503,
+    code,
+    message,
+    retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) },
+  );

@@ -10,6 +10,7 @@ import { StoreUnavailableError } from './store/port.js';
 /** Expected start-up failures: print the message (it says what to do), no stack trace. */
 const EXPECTED = [ConfigError, ModelError, StartupError, StoreUnavailableError];
 
+/* eslint-disable no-console -- replaced by the pino root logger (groundwork issue) */
 async function main(): Promise<void> {
   const config = loadConfig();
   const service = await openService(config, { info: (m) => console.log(m), warn: (m) => console.warn(m) });

@@ -14,7 +14,11 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function openService(config: Config, log: Logger, store: VectorStore = openStore(config, (m) => log.info(m))): Promise<Service> {
+export async function openService(
+  config: Config,
+  log: Logger,
+  store: VectorStore = openStore(config, (m) => log.info(m)),
+): Promise<Service> {
   const models = new ModelRegistry(config.modelPath, {
     threads: config.onnxThreads,
     concurrency: config.embedConcurrency,
@@ -26,7 +30,13 @@ export async function openService(config: Config, log: Logger, store: VectorStor
     await store.close();
   };
   try {
-    const catalog = await Catalog.open({ store, files: new ImageFiles(config.imageStorageDir), models, alias: config.collection, log });
+    const catalog = await Catalog.open({
+      store,
+      files: new ImageFiles(config.imageStorageDir),
+      models,
+      alias: config.collection,
+      log,
+    });
     return { store, models, catalog, close };
   } catch (error) {
     await close();

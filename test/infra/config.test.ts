@@ -44,18 +44,48 @@ describe('deployment config', () => {
   });
 
   it('accepts strings from -c as well as JSON values from cdk.json', () => {
-    const fromCli = load({ dataVolumeGiB: '50', allowAnyCidr: 'false', terminationProtection: 'false', snapshotRetainCount: '14' });
-    const fromJson = load({ dataVolumeGiB: 50, allowAnyCidr: false, terminationProtection: false, snapshotRetainCount: 14 });
+    const fromCli = load({
+      dataVolumeGiB: '50',
+      allowAnyCidr: 'false',
+      terminationProtection: 'false',
+      snapshotRetainCount: '14',
+    });
+    const fromJson = load({
+      dataVolumeGiB: 50,
+      allowAnyCidr: false,
+      terminationProtection: false,
+      snapshotRetainCount: 14,
+    });
     expect(fromCli).toEqual(fromJson);
     expect(fromCli.dataVolumeGiB).toBe(50);
     expect(fromCli.terminationProtection).toBe(false);
   });
 
   it.each([
-    ['t4g.medium', 'arm64', '22.04', '/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id'],
-    ['t3.medium', 'amd64', '22.04', '/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id'],
-    ['t4g.large', 'arm64', '24.04', '/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id'],
-    ['t3.medium', 'amd64', '24.04', '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id'],
+    [
+      't4g.medium',
+      'arm64',
+      '22.04',
+      '/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id',
+    ],
+    [
+      't3.medium',
+      'amd64',
+      '22.04',
+      '/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id',
+    ],
+    [
+      't4g.large',
+      'arm64',
+      '24.04',
+      '/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id',
+    ],
+    [
+      't3.medium',
+      'amd64',
+      '24.04',
+      '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id',
+    ],
   ])('%s on Ubuntu %s → %s AMI parameter', (instanceType, architecture, ubuntuRelease, parameter) => {
     const config = load({ instanceType, ubuntuRelease });
     expect(config.architecture).toBe(architecture);
@@ -132,6 +162,10 @@ describe('deployment config', () => {
       dataVolumeRemovalPolicy: 'snapshot',
       backupSchedule: 'Mon..Fri *-*-* 01:15:00',
     });
-    expect(config).toMatchObject({ amiId: 'ami-0123456789abcdef0', alarmEmail: 'ops@example.com', dataVolumeRemovalPolicy: 'snapshot' });
+    expect(config).toMatchObject({
+      amiId: 'ami-0123456789abcdef0',
+      alarmEmail: 'ops@example.com',
+      dataVolumeRemovalPolicy: 'snapshot',
+    });
   });
 });

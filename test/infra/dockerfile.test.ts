@@ -27,7 +27,11 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
     const instruction = { op: op.toUpperCase(), args: rest.join(' ') };
     if (instruction.op === 'FROM') {
       const [image, , name] = rest;
-      stages.push({ from: image.replace(/\$\{(\w+)\}/g, (_, arg: string) => args[arg] ?? ''), name: name ?? String(stages.length), body: [] });
+      stages.push({
+        from: image.replace(/\$\{(\w+)\}/g, (_, arg: string) => args[arg] ?? ''),
+        name: name ?? String(stages.length),
+        body: [],
+      });
     } else if (stages.length === 0 && instruction.op === 'ARG') {
       const [key, value] = instruction.args.split('=');
       args[key] = value;
@@ -41,7 +45,10 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
 const dockerfile = parseDockerfile(readFileSync(path.join(ROOT, 'service/Dockerfile'), 'utf8'));
 const stage = (name: string) => dockerfile.stages.find((s) => s.name === name)!;
 const all = (s: Stage, op: string) => s.body.filter((i) => i.op === op).map((i) => i.args);
-const dockerignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const dockerignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
 
 describe('service/Dockerfile', () => {
   it('builds the model, the code and the production dependencies in separate stages', () => {
@@ -62,7 +69,7 @@ describe('service/Dockerfile', () => {
     expect(run).toContain('python3 models/export.py $flags --out /app/models/efficientnet_b0.onnx');
   });
 
-  it('installs dependencies inside the image for its own platform, skipping onnxruntime\'s CUDA download', () => {
+  it("installs dependencies inside the image for its own platform, skipping onnxruntime's CUDA download", () => {
     const build = stage('build');
     expect(all(build, 'ENV')).toContain('ONNXRUNTIME_NODE_INSTALL=skip');
     expect(all(build, 'COPY')[0]).toBe('package.json package-lock.json .npmrc ./');
@@ -80,7 +87,10 @@ describe('service/Dockerfile', () => {
         const sources = copy.split(/\s+/).slice(0, -1);
         for (const source of sources) {
           expect(existsSync(path.join(ROOT, source)), source).toBe(true);
-          expect(dockerignore.filter((pattern) => source === pattern || source.startsWith(`${pattern}/`)), source).toEqual([]);
+          expect(
+            dockerignore.filter((pattern) => source === pattern || source.startsWith(`${pattern}/`)),
+            source,
+          ).toEqual([]);
         }
       }
     }
@@ -94,7 +104,13 @@ describe('service/Dockerfile', () => {
     expect(all(runtime, 'ENV').join(' ')).toMatch(/NODE_ENV=production/);
     expect(all(runtime, 'ENV').join(' ')).toMatch(/MODEL_PATH=\/app\/models\/efficientnet_b0\.onnx/);
     expect(all(runtime, 'COPY').every((c) => c.startsWith('--from='))).toBe(true);
-    expect(all(runtime, 'COPY')).toEqual(expect.arrayContaining(['--from=deps /app/node_modules ./node_modules', '--from=build /app/dist ./dist', '--from=model /app/models ./models']));
+    expect(all(runtime, 'COPY')).toEqual(
+      expect.arrayContaining([
+        '--from=deps /app/node_modules ./node_modules',
+        '--from=build /app/dist ./dist',
+        '--from=model /app/models ./models',
+      ]),
+    );
     const healthcheck = all(runtime, 'HEALTHCHECK')[0];
     expect(healthcheck).toContain('CMD ["node", "-e"');
     expect(healthcheck).toContain('/health');
@@ -106,6 +122,8 @@ describe('service/Dockerfile', () => {
 
 describe('.dockerignore', () => {
   it('keeps host modules, data, build output and secrets out of the build context', () => {
-    expect(dockerignore).toEqual(expect.arrayContaining(['node_modules', '**/node_modules', 'data', 'dist', 'cdk.out', '.git', '.env']));
+    expect(dockerignore).toEqual(
+      expect.arrayContaining(['node_modules', '**/node_modules', 'data', 'dist', 'cdk.out', '.git', '.env']),
+    );
   });
 });

@@ -11,8 +11,17 @@ const acknowledgements = (app: App) =>
   app.node.findAll().flatMap((construct) =>
     construct.node.metadata
       .filter((entry) => entry.type === 'aws:cdk:acknowledged-rules')
-      .filter((entry) => !entry.trace || (entry.trace.find((frame) => !frame.includes('acknowledge')) ?? '').includes('/infra/'))
-      .flatMap((entry) => Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id, reason }))),
+      .filter(
+        (entry) =>
+          !entry.trace || (entry.trace.find((frame) => !frame.includes('acknowledge')) ?? '').includes('/infra/'),
+      )
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id,
+          reason,
+        })),
+      ),
   );
 
 describe('cdk-nag AwsSolutions', () => {
@@ -21,7 +30,17 @@ describe('cdk-nag AwsSolutions', () => {
 
   it.each([
     ['the default deployment', { allowedCidr: '203.0.113.10/32' }],
-    ['SSH, e-mail alarms, an existing key, t3 and Ubuntu 24.04', { allowedCidr: '203.0.113.10/32', sshCidr: '192.0.2.7/32', alarmEmail: 'ops@example.com', apiKeySecretArn: 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:k-AbCdEf', instanceType: 't3.medium', ubuntuRelease: '24.04' }],
+    [
+      'SSH, e-mail alarms, an existing key, t3 and Ubuntu 24.04',
+      {
+        allowedCidr: '203.0.113.10/32',
+        sshCidr: '192.0.2.7/32',
+        alarmEmail: 'ops@example.com',
+        apiKeySecretArn: 'arn:aws:secretsmanager:eu-central-1:123456789012:secret:k-AbCdEf',
+        instanceType: 't3.medium',
+        ubuntuRelease: '24.04',
+      },
+    ],
     ['a pinned AMI with the API port closed', { amiId: 'ami-0123456789abcdef0' }],
   ])('passes for %s with every acknowledgement reasoned', (_name, context) => {
     const s = synth(context); // throws "Validation failed" on any unacknowledged finding
@@ -50,7 +69,10 @@ describe('cdk-nag AwsSolutions', () => {
   });
 
   it('really checks the app: an unacknowledged finding fails the synthesis', () => {
-    const app = new App({ outdir: made[0].outdir + '-probe', context: { ...CDK_JSON.context, allowedCidr: '203.0.113.10/32' } });
+    const app = new App({
+      outdir: made[0].outdir + '-probe',
+      context: { ...CDK_JSON.context, allowedCidr: '203.0.113.10/32' },
+    });
     const stack = buildApp(app);
     new sns.Topic(stack, 'UnencryptedProbe');
     expect(() => app.synth()).toThrow(/AwsSolutions-SNS3/);

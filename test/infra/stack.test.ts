@@ -9,11 +9,16 @@ import { cfnText, resourcesOfType, ROOT, synth, type Synthesized } from './synth
 const ERP = '203.0.113.10/32';
 
 const ingressRules = (s: Synthesized) => {
-  const inline = resourcesOfType(s, 'AWS::EC2::SecurityGroup').flatMap(([, r]) => (r.Properties?.SecurityGroupIngress as Record<string, unknown>[] | undefined) ?? []);
-  const separate = resourcesOfType(s, 'AWS::EC2::SecurityGroupIngress').map(([, r]) => r.Properties as Record<string, unknown>);
+  const inline = resourcesOfType(s, 'AWS::EC2::SecurityGroup').flatMap(
+    ([, r]) => (r.Properties?.SecurityGroupIngress as Record<string, unknown>[] | undefined) ?? [],
+  );
+  const separate = resourcesOfType(s, 'AWS::EC2::SecurityGroupIngress').map(
+    ([, r]) => r.Properties as Record<string, unknown>,
+  );
   return [...inline, ...separate];
 };
-const instanceProps = (s: Synthesized) => resourcesOfType(s, 'AWS::EC2::Instance')[0][1].Properties as Record<string, unknown>;
+const instanceProps = (s: Synthesized) =>
+  resourcesOfType(s, 'AWS::EC2::Instance')[0][1].Properties as Record<string, unknown>;
 const userData = (s: Synthesized) => cfnText(instanceProps(s).UserData);
 const policyStatements = (s: Synthesized, logicalIdPrefix: string) =>
   resourcesOfType(s, 'AWS::IAM::Policy')
@@ -40,18 +45,30 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
   it('requires IMDSv2 with hop limit 2 and has an encrypted 20 GiB gp3 root', () => {
     s.template.hasResourceProperties('AWS::EC2::Instance', {
       MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' },
-      BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 20, VolumeType: 'gp3', Encrypted: true, DeleteOnTermination: true } }],
+      BlockDeviceMappings: [
+        {
+          DeviceName: '/dev/sda1',
+          Ebs: { VolumeSize: 20, VolumeType: 'gp3', Encrypted: true, DeleteOnTermination: true },
+        },
+      ],
     });
   });
 
-  it('keeps the data on a separate encrypted gp3 volume that is retained, in the instance subnet\'s AZ', () => {
+  it("keeps the data on a separate encrypted gp3 volume that is retained, in the instance subnet's AZ", () => {
     const volumes = resourcesOfType(s, 'AWS::EC2::Volume');
     expect(volumes).toHaveLength(1);
     const [, volume] = volumes[0];
     expect(volume.DeletionPolicy).toBe('Retain');
     expect(volume.UpdateReplacePolicy).toBe('Retain');
-    expect(volume.Properties).toMatchObject({ VolumeType: 'gp3', Encrypted: true, Size: 30, AvailabilityZone: 'eu-central-1a' });
-    expect(volume.Properties!.Tags).toEqual(expect.arrayContaining([{ Key: 'erp-image-search:data-volume', Value: 'ErpImageSearch' }]));
+    expect(volume.Properties).toMatchObject({
+      VolumeType: 'gp3',
+      Encrypted: true,
+      Size: 30,
+      AvailabilityZone: 'eu-central-1a',
+    });
+    expect(volume.Properties!.Tags).toEqual(
+      expect.arrayContaining([{ Key: 'erp-image-search:data-volume', Value: 'ErpImageSearch' }]),
+    );
     const subnetId = (instanceProps(s).SubnetId as { Ref: string }).Ref;
     expect(s.json.Resources[subnetId].Properties!.AvailabilityZone).toBe('eu-central-1a');
     expect(instanceProps(s).AvailabilityZone).toBe('eu-central-1a');
@@ -69,7 +86,13 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
 
   it('opens exactly 8020 from the configured CIDR, never 6333 or 22', () => {
     expect(ingressRules(s)).toEqual([
-      { CidrIp: ERP, IpProtocol: 'tcp', FromPort: 8020, ToPort: 8020, Description: `Image search API from ERPNext (${ERP})` },
+      {
+        CidrIp: ERP,
+        IpProtocol: 'tcp',
+        FromPort: 8020,
+        ToPort: 8020,
+        Description: `Image search API from ERPNext (${ERP})`,
+      },
     ]);
     expect(JSON.stringify(s.json)).not.toMatch(/\b6333\b/);
   });
@@ -81,12 +104,17 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
       Action: 'ec2:CreateSnapshot',
       Condition: { StringEquals: { 'aws:ResourceTag/erp-image-search:data-volume': 'ErpImageSearch' } },
     });
-    expect(cfnText(bySid.SnapshotTheDataVolume.Resource)).toBe('arn:<AWS::Partition>:ec2:eu-central-1:<AWS::AccountId>:volume/*');
+    expect(cfnText(bySid.SnapshotTheDataVolume.Resource)).toBe(
+      'arn:<AWS::Partition>:ec2:eu-central-1:<AWS::AccountId>:volume/*',
+    );
     expect(bySid.CreateTaggedSnapshots).toMatchObject({
       Action: 'ec2:CreateSnapshot',
       Condition: { StringEquals: { 'aws:RequestTag/erp-image-search:created-by': 'ebs-snapshot' } },
     });
-    expect(bySid.TagSnapshotsAtCreation).toMatchObject({ Action: 'ec2:CreateTags', Condition: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } } });
+    expect(bySid.TagSnapshotsAtCreation).toMatchObject({
+      Action: 'ec2:CreateTags',
+      Condition: { StringEquals: { 'ec2:CreateAction': 'CreateSnapshot' } },
+    });
     expect(bySid.DeleteOwnSnapshots).toMatchObject({
       Action: 'ec2:DeleteSnapshot',
       Condition: { StringEquals: { 'aws:ResourceTag/erp-image-search:created-by': 'ebs-snapshot' } },
@@ -94,7 +122,10 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
     for (const sid of ['CreateTaggedSnapshots', 'TagSnapshotsAtCreation', 'DeleteOwnSnapshots']) {
       expect(cfnText(bySid[sid].Resource)).toBe('arn:<AWS::Partition>:ec2:eu-central-1::snapshot/*');
     }
-    expect(bySid.DescribeVolumesAndSnapshots).toMatchObject({ Action: ['ec2:DescribeSnapshots', 'ec2:DescribeVolumes'], Resource: '*' });
+    expect(bySid.DescribeVolumesAndSnapshots).toMatchObject({
+      Action: ['ec2:DescribeSnapshots', 'ec2:DescribeVolumes'],
+      Resource: '*',
+    });
     // Nothing else gets a bare '*' resource, and no action wildcard on EC2 or Secrets Manager.
     const starResources = statements.filter((st) => st.Resource === '*').map((st) => st.Sid);
     expect(starResources).toEqual(['DescribeVolumesAndSnapshots']);
@@ -102,10 +133,17 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
   });
 
   it('lets the instance read exactly its two secrets, and uses SSM instead of SSH', () => {
-    const reads = policyStatements(s, 'ServerRole').filter((st) => actionsOf(st).includes('secretsmanager:GetSecretValue'));
-    expect(reads.map((st) => st.Resource)).toEqual([{ Ref: expect.stringMatching(/^ServerApiKey/) }, { Ref: expect.stringMatching(/^ServerQdrantApiKey/) }]);
+    const reads = policyStatements(s, 'ServerRole').filter((st) =>
+      actionsOf(st).includes('secretsmanager:GetSecretValue'),
+    );
+    expect(reads.map((st) => st.Resource)).toEqual([
+      { Ref: expect.stringMatching(/^ServerApiKey/) },
+      { Ref: expect.stringMatching(/^ServerQdrantApiKey/) },
+    ]);
     s.template.hasResourceProperties('AWS::IAM::Role', {
-      ManagedPolicyArns: [{ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] }],
+      ManagedPolicyArns: [
+        { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] },
+      ],
     });
     expect(instanceProps(s).KeyName).toBeUndefined();
   });
@@ -114,7 +152,9 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
     const secrets = resourcesOfType(s, 'AWS::SecretsManager::Secret');
     expect(secrets).toHaveLength(2);
     for (const [, secret] of secrets) {
-      expect(secret.Properties).toMatchObject({ GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true } });
+      expect(secret.Properties).toMatchObject({
+        GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true },
+      });
       expect(secret.Properties!.SecretString).toBeUndefined();
     }
     const text = JSON.stringify(s.json);
@@ -126,11 +166,16 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
 
   it('user data: cloud-init runs it on every boot, and it writes bootstrap.sh byte for byte and runs it', () => {
     const text = userData(s);
-    expect(text).toContain(`Content-Type: text/cloud-config; charset="utf-8"\n\n#cloud-config\n${JSON.stringify(CLOUD_CONFIG)}`);
+    expect(text).toContain(
+      `Content-Type: text/cloud-config; charset="utf-8"\n\n#cloud-config\n${JSON.stringify(CLOUD_CONFIG)}`,
+    );
     const start = text.indexOf(`<<'${HEREDOC_END}'\n`) + `<<'${HEREDOC_END}'\n`.length;
     const end = text.indexOf(`\n${HEREDOC_END}\n`);
     expect(text.slice(start, end) + '\n').toBe(readFileSync(path.join(ROOT, 'infra/user-data/bootstrap.sh'), 'utf8'));
-    const exec = text.slice(end).split('\n').find((line) => line.startsWith('exec bash'));
+    const exec = text
+      .slice(end)
+      .split('\n')
+      .find((line) => line.startsWith('exec bash'));
     expect(exec).toMatch(
       /^exec bash \/opt\/erp-image-search\/bootstrap\.sh 'eu-central-1' 's3:\/\/cdk-hnb659fds-assets-<AWS::AccountId>-eu-central-1\/[0-9a-f]{64}\.zip' '<Ref:DataVolume\w+>' '<Ref:ServerApiKey\w+>' '<Ref:ServerQdrantApiKey\w+>' '\*-\*-\* 02:30:00'$/,
     );
@@ -149,7 +194,16 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
 
   it('ships the project without host modules, data, tests or secrets', () => {
     const assetDir = path.join(s.outdir, `asset.${/([0-9a-f]{64})\.zip/.exec(userData(s))![1]}`);
-    for (const present of ['infra/user-data/boot.sh', 'infra/user-data/make-data-dirs.sh', 'docker-compose.yml', 'service/Dockerfile', 'package-lock.json', '.npmrc', '.dockerignore', 'models/export.py']) {
+    for (const present of [
+      'infra/user-data/boot.sh',
+      'infra/user-data/make-data-dirs.sh',
+      'docker-compose.yml',
+      'service/Dockerfile',
+      'package-lock.json',
+      '.npmrc',
+      '.dockerignore',
+      'models/export.py',
+    ]) {
       expect(existsSync(path.join(assetDir, present)), present).toBe(true);
     }
     for (const absent of ['node_modules', '.git', '.env', 'data', 'test', 'dist', 'cdk.out']) {
@@ -158,7 +212,10 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
   });
 
   it('gives the instance a fixed public address', () => {
-    s.template.hasResourceProperties('AWS::EC2::EIP', { Domain: 'vpc', InstanceId: { Ref: resourcesOfType(s, 'AWS::EC2::Instance')[0][0] } });
+    s.template.hasResourceProperties('AWS::EC2::EIP', {
+      Domain: 'vpc',
+      InstanceId: { Ref: resourcesOfType(s, 'AWS::EC2::Instance')[0][0] },
+    });
   });
 
   it('takes daily DLM snapshots of the tagged data volume and keeps 7', () => {
@@ -167,7 +224,13 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
       PolicyDetails: {
         ResourceTypes: ['VOLUME'],
         TargetTags: [{ Key: 'erp-image-search:data-volume', Value: 'ErpImageSearch' }],
-        Schedules: [Match.objectLike({ CreateRule: { Interval: 24, IntervalUnit: 'HOURS', Times: ['03:00'] }, RetainRule: { Count: 7 }, CopyTags: true })],
+        Schedules: [
+          Match.objectLike({
+            CreateRule: { Interval: 24, IntervalUnit: 'HOURS', Times: ['03:00'] },
+            RetainRule: { Count: 7 },
+            CopyTags: true,
+          }),
+        ],
       },
     });
   });
@@ -187,13 +250,17 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
   });
 
   it('outputs the API URL, instance, volume, secret and the SSM command', () => {
-    const outputs = Object.fromEntries(Object.entries(s.json.Outputs!).map(([key, output]) => [key, cfnText(output.Value)]));
+    const outputs = Object.fromEntries(
+      Object.entries(s.json.Outputs!).map(([key, output]) => [key, cfnText(output.Value)]),
+    );
     expect(outputs).toMatchObject({
       ApiUrl: expect.stringMatching(/^http:\/\/<GetAtt:ServerAddress\w+\.PublicIp>:8020$/),
       InstanceId: expect.stringMatching(/^<Ref:ServerInstance/),
       DataVolumeId: expect.stringMatching(/^<Ref:DataVolume/),
       ApiKeySecretArn: expect.stringMatching(/^<Ref:ServerApiKey/),
-      SsmStartSessionCommand: expect.stringMatching(/^aws ssm start-session --region eu-central-1 --target <Ref:ServerInstance\w+>$/),
+      SsmStartSessionCommand: expect.stringMatching(
+        /^aws ssm start-session --region eu-central-1 --target <Ref:ServerInstance\w+>$/,
+      ),
     });
   });
 
@@ -228,14 +295,16 @@ describe('alternative deployment (t3.medium, Ubuntu 24.04, SSH, e-mail, existing
   });
 
   it('opens 8020 to each configured CIDR and 22 only to sshCidr', () => {
-    const rules = ingressRules(s).map((rule) => `${rule.FromPort}<-${rule.CidrIp}`);
+    const rules = ingressRules(s).map((rule) => `${String(rule.FromPort)}<-${String(rule.CidrIp)}`);
     expect(rules.sort()).toEqual(['22<-192.0.2.7/32', '8020<-198.51.100.0/24', '8020<-203.0.113.10/32']);
     for (const rule of ingressRules(s)) expect(rule.Description).toMatch(/\(.+\/\d+\)/);
   });
 
   it('uses the existing API key secret and generates only the Qdrant key', () => {
     expect(resourcesOfType(s, 'AWS::SecretsManager::Secret')).toHaveLength(1);
-    const reads = policyStatements(s, 'ServerRole').filter((st) => actionsOf(st).includes('secretsmanager:GetSecretValue'));
+    const reads = policyStatements(s, 'ServerRole').filter((st) =>
+      actionsOf(st).includes('secretsmanager:GetSecretValue'),
+    );
     expect(reads.map((st) => st.Resource)).toContainEqual(`${existing}`);
     expect(userData(s)).toContain(`'${existing}'`);
   });
@@ -252,7 +321,11 @@ describe('alternative deployment (t3.medium, Ubuntu 24.04, SSH, e-mail, existing
   it('sends both alarms to the e-mail topic, which refuses plain HTTP publishers', () => {
     s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
     s.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
     });
     for (const metric of ['StatusCheckFailed_System', 'StatusCheckFailed_Instance']) {
       s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -268,7 +341,10 @@ describe('edge configurations', () => {
     const s = synth({});
     try {
       expect(ingressRules(s)).toEqual([]);
-      const warnings = s.assembly.getStackByName('ErpImageSearch').messages.filter((m) => m.level === 'warning').map((m) => String(m.entry.data));
+      const warnings = s.assembly
+        .getStackByName('ErpImageSearch')
+        .messages.filter((m) => String(m.level) === 'warning')
+        .map((m) => JSON.stringify(m.entry.data));
       expect(warnings.some((w) => w.includes('allowedCidr is not set'))).toBe(true);
     } finally {
       s.cleanup();

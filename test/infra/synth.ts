@@ -9,14 +9,30 @@ import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { buildApp, type ImageSearchStack } from '../../infra/stack.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
-export const CDK_JSON = JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { app: string; context: Record<string, unknown> };
+export const CDK_JSON = JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as {
+  app: string;
+  context: Record<string, unknown>;
+};
 
 export interface Synthesized {
   app: App;
   stack: ImageSearchStack;
   assembly: CloudAssembly;
   template: Template;
-  json: { Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; DeletionPolicy?: string; UpdateReplacePolicy?: string; CreationPolicy?: unknown }>; Outputs?: Record<string, { Value: unknown }>; Parameters?: Record<string, unknown> };
+  json: {
+    Resources: Record<
+      string,
+      {
+        Type: string;
+        Properties?: Record<string, unknown>;
+        DeletionPolicy?: string;
+        UpdateReplacePolicy?: string;
+        CreationPolicy?: unknown;
+      }
+    >;
+    Outputs?: Record<string, { Value: unknown }>;
+    Parameters?: Record<string, unknown>;
+  };
   outdir: string;
   cleanup: () => void;
 }
@@ -27,7 +43,15 @@ export function synth(context: Record<string, unknown> = {}): Synthesized {
   const stack = buildApp(app);
   const assembly = app.synth();
   const template = Template.fromStack(stack);
-  return { app, stack, assembly, template, json: template.toJSON() as Synthesized['json'], outdir, cleanup: () => rmSync(outdir, { recursive: true, force: true }) };
+  return {
+    app,
+    stack,
+    assembly,
+    template,
+    json: template.toJSON() as Synthesized['json'],
+    outdir,
+    cleanup: () => rmSync(outdir, { recursive: true, force: true }),
+  };
 }
 
 export const resourcesOfType = (s: Synthesized, type: string) =>
@@ -35,7 +59,8 @@ export const resourcesOfType = (s: Synthesized, type: string) =>
 
 /**
  * Evaluates a CloudFormation string expression enough to read it: Fn::Join joins, Fn::Base64 is left
- * decoded (the text is what matters), Fn::Sub substitutes, Ref and Fn::GetAtt become <Ref:Id> / <GetAtt:Id.Attr>, pseudo
+ * decoded (the text is what matters), Fn::Sub substitutes, Ref and Fn::GetAtt become <Ref:Id> /
+ * <GetAtt:Id.Attr>, pseudo
  * parameters <AWS::Region> etc.
  */
 export function cfnText(value: unknown): string {
@@ -48,9 +73,14 @@ export function cfnText(value: unknown): string {
   }
   if ('Fn::Base64' in object) return cfnText(object['Fn::Base64']);
   if ('Fn::Sub' in object && typeof object['Fn::Sub'] === 'string') {
-    return object['Fn::Sub'].replace(/\$\{([^}]+)\}/g, (_, name: string) => (name.startsWith('AWS::') ? `<${name}>` : `<Ref:${name}>`));
+    return object['Fn::Sub'].replace(/\$\{([^}]+)\}/g, (_, name: string) =>
+      name.startsWith('AWS::') ? `<${name}>` : `<Ref:${name}>`,
+    );
   }
-  if ('Ref' in object) return String(object.Ref).startsWith('AWS::') ? `<${object.Ref}>` : `<Ref:${object.Ref}>`;
+  if ('Ref' in object) {
+    const ref = String(object.Ref);
+    return ref.startsWith('AWS::') ? `<${ref}>` : `<Ref:${ref}>`;
+  }
   if ('Fn::GetAtt' in object) return `<GetAtt:${(object['Fn::GetAtt'] as string[]).join('.')}>`;
   throw new Error(`cannot read ${JSON.stringify(value)}`);
 }

@@ -6,7 +6,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listBackups, readManifest } from '../../scripts/backup-dir.js';
 import { runBackup, type BackupDeps } from '../../scripts/backup.js';
 import { checkConsistency } from '../../scripts/consistency.js';
-import { MIGRATION_FORMAT, readMigrationState, removeMigrationState, writeMigrationState, type MigrationState } from '../../scripts/migration-state.js';
+import {
+  MIGRATION_FORMAT,
+  readMigrationState,
+  removeMigrationState,
+  writeMigrationState,
+  type MigrationState,
+} from '../../scripts/migration-state.js';
 import { QdrantSnapshots } from '../../scripts/qdrant-snapshots.js';
 import { runRestore, type RestoreDeps } from '../../scripts/restore.js';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
@@ -46,7 +52,8 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
 
   const restoreDeps = (overrides: Partial<RestoreDeps> = {}): RestoreDeps => ({
     kind: setup.kind,
-    openStore: () => (double ? createQdrantStore({ url: double.url }) : openEmbeddedStore({ dataDir: t.config.dataDir })),
+    openStore: () =>
+      double ? createQdrantStore({ url: double.url }) : openEmbeddedStore({ dataDir: t.config.dataDir }),
     files: new ImageFiles(t.config.imageStorageDir),
     alias: 'items',
     backupDir,
@@ -62,32 +69,49 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
     await t.store.close();
   };
 
-  it('writes one complete backup: database or snapshots, every image with its checksum, a manifest, a summary', async () => {
-    const summary = await runBackup(deps());
-    expect(summary).toMatchObject({ what: 'backup', store: setup.kind, points: 6, images: 6, copied: 6, linked: 0, vanished: 0, kept: 1, deleted: 0 });
-    expect(summary.size).toBeGreaterThan(0);
-    expect(summary.duration).toBeGreaterThanOrEqual(0);
-    const [ref] = await listBackups(backupDir);
-    expect(ref!.id).toBe(summary.id);
-    const manifest = await readManifest(ref!);
-    expect(manifest.collections.map((c) => [c.name, c.points])).toEqual([['items_test_model_64', 6]]);
-    expect(manifest.aliases).toEqual({ items: 'items_test_model_64' });
-    const storeFiles = manifest.database ? [manifest.database] : manifest.snapshots!;
-    expect(storeFiles).toHaveLength(1);
-    for (const entry of storeFiles) expect(statSync(path.join(ref!.dir, entry.file)).size).toBe(entry.size);
-    if (double) {
-      // The snapshot is the one Qdrant made, checked against the checksum Qdrant reported.
-      const inQdrant = await new QdrantSnapshots(double.url).list('items_test_model_64');
-      expect(inQdrant.map((s) => s.name)).toEqual([manifest.snapshots![0]!.name]);
-      expect(inQdrant[0]!.checksum).toBe(manifest.snapshots![0]!.sha256);
-    }
-    const points = await t.store.collection('items').scroll({ limit: 100 });
-    expect(manifest.images.files.map((f) => [f.path, f.sha256]).sort()).toEqual(points.points.map((p) => [p.record.file, p.record.sha256]).sort());
-    for (const file of manifest.images.files) {
-      expect(readFileSync(path.join(ref!.dir, 'images', file.path))).toEqual(readFileSync(path.join(t.config.imageStorageDir, file.path)));
-    }
-    expect(readdirSync(backupDir).filter((entry) => entry.startsWith('.partial'))).toEqual([]);
-  });
+  it(
+    'writes one complete backup: database or snapshots, every image with its checksum, a manifest, a ' + 'summary',
+    async () => {
+      const summary = await runBackup(deps());
+      expect(summary).toMatchObject({
+        what: 'backup',
+        store: setup.kind,
+        points: 6,
+        images: 6,
+        copied: 6,
+        linked: 0,
+        vanished: 0,
+        kept: 1,
+        deleted: 0,
+      });
+      expect(summary.size).toBeGreaterThan(0);
+      expect(summary.duration).toBeGreaterThanOrEqual(0);
+      const [ref] = await listBackups(backupDir);
+      expect(ref.id).toBe(summary.id);
+      const manifest = await readManifest(ref);
+      expect(manifest.collections.map((c) => [c.name, c.points])).toEqual([['items_test_model_64', 6]]);
+      expect(manifest.aliases).toEqual({ items: 'items_test_model_64' });
+      const storeFiles = manifest.database ? [manifest.database] : manifest.snapshots!;
+      expect(storeFiles).toHaveLength(1);
+      for (const entry of storeFiles) expect(statSync(path.join(ref.dir, entry.file)).size).toBe(entry.size);
+      if (double) {
+        // The snapshot is the one Qdrant made, checked against the checksum Qdrant reported.
+        const inQdrant = await new QdrantSnapshots(double.url).list('items_test_model_64');
+        expect(inQdrant.map((s) => s.name)).toEqual([manifest.snapshots![0].name]);
+        expect(inQdrant[0].checksum).toBe(manifest.snapshots![0].sha256);
+      }
+      const points = await t.store.collection('items').scroll({ limit: 100 });
+      expect(manifest.images.files.map((f) => [f.path, f.sha256]).sort()).toEqual(
+        points.points.map((p) => [p.record.file, p.record.sha256]).sort(),
+      );
+      for (const file of manifest.images.files) {
+        expect(readFileSync(path.join(ref.dir, 'images', file.path))).toEqual(
+          readFileSync(path.join(t.config.imageStorageDir, file.path)),
+        );
+      }
+      expect(readdirSync(backupDir).filter((entry) => entry.startsWith('.partial'))).toEqual([]);
+    },
+  );
 
   it('links unchanged images from the previous backup and keeps only the newest N (also inside Qdrant)', async () => {
     const first = await runBackup(deps({ keep: 2 }));
@@ -95,75 +119,91 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
     const second = await runBackup(deps({ keep: 2 }));
     expect(second).toMatchObject({ images: 7, linked: 6, copied: 1, kept: 2, deleted: 0 });
     const [latest, previous] = await listBackups(backupDir);
-    const file = (await readManifest(previous!)).images.files[0]!.path;
-    expect(statSync(path.join(latest!.dir, 'images', file)).ino).toBe(statSync(path.join(previous!.dir, 'images', file)).ino);
+    const file = (await readManifest(previous)).images.files[0].path;
+    expect(statSync(path.join(latest.dir, 'images', file)).ino).toBe(
+      statSync(path.join(previous.dir, 'images', file)).ino,
+    );
 
     const third = await runBackup(deps({ keep: 2 }));
     expect(third).toMatchObject({ kept: 2, deleted: 1 });
     expect((await listBackups(backupDir)).map((b) => b.id)).toEqual([third.id, second.id]);
     expect(existsSync(path.join(backupDir, first.id))).toBe(false);
     // The images of the kept backups are intact although the first one, which they link to, is gone.
-    const kept = await readManifest((await listBackups(backupDir))[1]!);
-    expect(readFileSync(path.join(backupDir, second.id, 'images', kept.images.files[0]!.path)).length).toBe(kept.images.files[0]!.size);
+    const kept = await readManifest((await listBackups(backupDir))[1]);
+    expect(readFileSync(path.join(backupDir, second.id, 'images', kept.images.files[0].path)).length).toBe(
+      kept.images.files[0].size,
+    );
     if (double) {
       const names = (await new QdrantSnapshots(double.url).list('items_test_model_64')).map((s) => s.name).sort();
-      const expected = await Promise.all([third.id, second.id].map(async (id) => (await readManifest({ id, dir: path.join(backupDir, id) })).snapshots![0]!.name));
+      const expected = await Promise.all(
+        [third.id, second.id].map(
+          async (id) => (await readManifest({ id, dir: path.join(backupDir, id) })).snapshots![0].name,
+        ),
+      );
       expect(names).toEqual(expected.sort());
     }
   });
 
-  it('a failed run leaves no partial backup (and no snapshot inside Qdrant); leftovers of a crash are cleaned by the next run', async () => {
-    const crashing = recordingReporter((label) => {
-      if (label === 'images') throw new Error('disk gone');
-    });
-    await expect(runBackup(deps({ reporter: crashing }))).rejects.toThrow('disk gone');
-    expect(readdirSync(backupDir)).toEqual([]);
-    if (double) expect(await new QdrantSnapshots(double.url).list('items_test_model_64')).toEqual([]);
+  it(
+    'a failed run leaves no partial backup (and no snapshot inside Qdrant); leftovers of a crash are cleaned ' +
+      'by the next run',
+    async () => {
+      const crashing = recordingReporter((label) => {
+        if (label === 'images') throw new Error('disk gone');
+      });
+      await expect(runBackup(deps({ reporter: crashing }))).rejects.toThrow('disk gone');
+      expect(readdirSync(backupDir)).toEqual([]);
+      if (double) expect(await new QdrantSnapshots(double.url).list('items_test_model_64')).toEqual([]);
 
-    mkdirSync(path.join(backupDir, '.partial-20260101T000000000Z', 'images'), { recursive: true });
-    const reporter = recordingReporter();
-    await runBackup(deps({ reporter }));
-    expect(reporter.messages).toContain('removed .partial-20260101T000000000Z, left by an interrupted run');
-    expect(readdirSync(backupDir).filter((entry) => !entry.startsWith('2026'))).toEqual([]);
-  });
+      mkdirSync(path.join(backupDir, '.partial-20260101T000000000Z', 'images'), { recursive: true });
+      const reporter = recordingReporter();
+      await runBackup(deps({ reporter }));
+      expect(reporter.messages).toContain('removed .partial-20260101T000000000Z, left by an interrupted run');
+      expect(readdirSync(backupDir).filter((entry) => !entry.startsWith('2026'))).toEqual([]);
+    },
+  );
 
-  it('a missing image is reported and its point kept (restore then reports it); an item deleted during the backup leaves it', async () => {
-    const [lost] = await t.store.collection('items').itemImages('SKU-4');
-    rmSync(path.join(t.config.imageStorageDir, lost!.file));
-    const [doomed] = await t.store.collection('items').itemImages('SKU-5');
-    const reporter = recordingReporter();
-    const progress = reporter.progress.bind(reporter);
-    reporter.progress = (label, total) => {
-      // Between listing and copying the images, SKU-5 is deleted, file and point. (The embedded store
-      // writes synchronously; Qdrant would answer later, so only the embedded run does this.)
-      if (label === 'images' && setup.kind === 'embedded') {
-        rmSync(path.join(t.config.imageStorageDir, doomed!.file));
-        void t.store.collection('items').deleteImages([doomed!.imageId]);
+  it(
+    'a missing image is reported and its point kept (restore then reports it); an item deleted during the ' +
+      'backup leaves it',
+    async () => {
+      const [lost] = await t.store.collection('items').itemImages('SKU-4');
+      rmSync(path.join(t.config.imageStorageDir, lost.file));
+      const [doomed] = await t.store.collection('items').itemImages('SKU-5');
+      const reporter = recordingReporter();
+      const progress = reporter.progress.bind(reporter);
+      reporter.progress = (label, total) => {
+        // Between listing and copying the images, SKU-5 is deleted, file and point. (The embedded store
+        // writes synchronously; Qdrant would answer later, so only the embedded run does this.)
+        if (label === 'images' && setup.kind === 'embedded') {
+          rmSync(path.join(t.config.imageStorageDir, doomed.file));
+          void t.store.collection('items').deleteImages([doomed.imageId]);
+        }
+        return progress(label, total);
+      };
+      const summary = await runBackup(deps({ reporter }));
+      const manifest = await readManifest({ id: summary.id, dir: summary.dir });
+      expect(manifest.images.missing).toEqual([lost.file]);
+      expect(reporter.warnings.join('\n')).toContain(`image ${lost.file} is missing although its point exists`);
+      if (setup.kind === 'embedded') {
+        expect(summary).toMatchObject({ points: 5, images: 4, missing: 1, vanished: 1 });
+        expect(manifest.images.vanished).toEqual([doomed.file]);
+        expect(manifest.collections[0].points).toBe(5);
+        await stopApi();
+        const restored = await runRestore(restoreDeps());
+        expect(restored.check).toMatchObject({ points: 5, pointsWithoutFile: 1, filesWithoutPoint: 0 });
+      } else {
+        expect(summary).toMatchObject({ points: 6, images: 5, missing: 1, vanished: 0 });
       }
-      return progress(label, total);
-    };
-    const summary = await runBackup(deps({ reporter }));
-    const manifest = await readManifest({ id: summary.id, dir: summary.dir });
-    expect(manifest.images.missing).toEqual([lost!.file]);
-    expect(reporter.warnings.join('\n')).toContain(`image ${lost!.file} is missing although its point exists`);
-    if (setup.kind === 'embedded') {
-      expect(summary).toMatchObject({ points: 5, images: 4, missing: 1, vanished: 1 });
-      expect(manifest.images.vanished).toEqual([doomed!.file]);
-      expect(manifest.collections[0]!.points).toBe(5);
-      await stopApi();
-      const restored = await runRestore(restoreDeps());
-      expect(restored.check).toMatchObject({ points: 5, pointsWithoutFile: 1, filesWithoutPoint: 0 });
-    } else {
-      expect(summary).toMatchObject({ points: 6, images: 5, missing: 1, vanished: 0 });
-    }
-  });
+    },
+  );
 
   it('restores vectors and images as they were, and the check reports what came later', async () => {
     const backup = await runBackup(deps());
     // After the backup: an item deleted, an image file lost, a new item ingested.
     expect((await t.app.inject({ method: 'DELETE', url: '/items/SKU-2' })).statusCode).toBe(200);
     const [lost] = await t.store.collection('items').itemImages('SKU-3');
-    rmSync(path.join(t.config.imageStorageDir, lost!.file));
+    rmSync(path.join(t.config.imageStorageDir, lost.file));
     await ingest(t, 'SKU-later', await picture(60));
 
     if (setup.kind === 'embedded') {
@@ -179,7 +219,14 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
       backup: backup.id,
       collections: ['items_test_model_64'],
       images: { restored: 2, unchanged: 4 },
-      check: { collection: 'items_test_model_64', points: 6, files: 7, pointsWithoutFile: 0, filesWithoutPoint: 1, ok: false },
+      check: {
+        collection: 'items_test_model_64',
+        points: 6,
+        files: 7,
+        pointsWithoutFile: 0,
+        filesWithoutPoint: 1,
+        ok: false,
+      },
     });
     expect(reporter.warnings.join('\n')).toMatch(/belongs to no point[\s\S]*ingested after this backup/);
 
@@ -188,26 +235,29 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
       const live = store.collection('items');
       expect((await live.itemImages('SKU-2')).length).toBe(1);
       expect((await live.itemImages('SKU-later')).length).toBe(0);
-      expect(existsSync(path.join(t.config.imageStorageDir, lost!.file))).toBe(true);
+      expect(existsSync(path.join(t.config.imageStorageDir, lost.file))).toBe(true);
       // Searching the restored collection finds an item by its own picture.
-      const [hit] = await live.searchItems((await live.scroll({ limit: 1, withVectors: true })).points[0]!.vector!, 1);
-      expect(hit!.score).toBeCloseTo(1, 4);
-      if (setup.kind === 'embedded') expect(summary.previous && existsSync(path.join(summary.previous, 'store.sqlite'))).toBe(true);
+      const [hit] = await live.searchItems((await live.scroll({ limit: 1, withVectors: true })).points[0].vector!, 1);
+      expect(hit.score).toBeCloseTo(1, 4);
+      if (setup.kind === 'embedded')
+        expect(summary.previous && existsSync(path.join(summary.previous, 'store.sqlite'))).toBe(true);
     } finally {
       await store.close();
     }
-    if (setup.kind === 'qdrant') expect((await search(t, await picture(4))).results[0]!.item_id).toBe('SKU-4');
+    if (setup.kind === 'qdrant') expect((await search(t, await picture(4))).results[0].item_id).toBe('SKU-4');
   });
 
   it('refuses a damaged backup before touching anything', async () => {
     const backup = await runBackup(deps());
     const manifest = await readManifest({ id: backup.id, dir: backup.dir });
-    const victim = path.join(backup.dir, 'images', manifest.images.files[0]!.path);
+    const victim = path.join(backup.dir, 'images', manifest.images.files[0].path);
     rmSync(victim); // a hard link: replace the file instead of writing through to the live image
     writeFileSync(victim, 'not the image');
     await ingest(t, 'SKU-after', await picture(70));
     if (setup.kind === 'embedded') await stopApi();
-    await expect(runRestore(restoreDeps())).rejects.toThrow(/backup is damaged: 1 image file\(s\) do not match its manifest.*nothing was restored/);
+    await expect(runRestore(restoreDeps())).rejects.toThrow(
+      /backup is damaged: 1 image file\(s\) do not match its manifest.*nothing was restored/,
+    );
     const store = restoreDeps().openStore();
     try {
       expect((await store.collection('items').itemImages('SKU-after')).length).toBe(1);
@@ -226,46 +276,69 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
     expect(summary).toMatchObject({ backup: first.id, check: { points: 6, filesWithoutPoint: 1 } });
   });
 
-  it('carries the migration record along: restore puts back the one of the backup, or removes a newer one', async () => {
-    const record: MigrationState = {
-      format: MIGRATION_FORMAT,
-      alias: 'items',
-      live: { collection: 'items_test_model_64', model: 'test_model', dim: 64 },
-      previous: { collection: 'items_old_32', model: 'old', dim: 32 },
-      switchedAt: '2026-03-01T00:00:00.000Z',
-      shared: ['a', 'b'],
-    };
-    await writeMigrationState(backupDir, record);
-    const withRecord = await runBackup(deps());
-    await removeMigrationState(backupDir, 'items');
-    const without = await runBackup(deps());
-    if (setup.kind === 'embedded') await stopApi();
-    await runRestore(restoreDeps(), { backup: withRecord.id });
-    expect(await readMigrationState(backupDir, 'items')).toEqual(record);
-    await runRestore(restoreDeps(), { backup: without.id });
-    expect(await readMigrationState(backupDir, 'items')).toBeUndefined();
-  });
+  it(
+    'carries the migration record along: restore puts back the one of the backup, or removes a newer ' + 'one',
+    async () => {
+      const record: MigrationState = {
+        format: MIGRATION_FORMAT,
+        alias: 'items',
+        live: { collection: 'items_test_model_64', model: 'test_model', dim: 64 },
+        previous: { collection: 'items_old_32', model: 'old', dim: 32 },
+        switchedAt: '2026-03-01T00:00:00.000Z',
+        shared: ['a', 'b'],
+      };
+      await writeMigrationState(backupDir, record);
+      const withRecord = await runBackup(deps());
+      await removeMigrationState(backupDir, 'items');
+      const without = await runBackup(deps());
+      if (setup.kind === 'embedded') await stopApi();
+      await runRestore(restoreDeps(), { backup: withRecord.id });
+      expect(await readMigrationState(backupDir, 'items')).toEqual(record);
+      await runRestore(restoreDeps(), { backup: without.id });
+      expect(await readMigrationState(backupDir, 'items')).toBeUndefined();
+    },
+  );
 
   it('check: consistent after ingests; reports points without files and files without points', async () => {
     const files = new ImageFiles(t.config.imageStorageDir);
-    const clean = await checkConsistency({ store: t.store, files, alias: 'items', verifyHashes: true, reporter: recordingReporter() });
-    expect(clean).toMatchObject({ collection: 'items_test_model_64', points: 6, files: 6, ok: true, pointsWithoutFile: [], filesWithoutPoint: [], hashMismatches: [] });
+    const clean = await checkConsistency({
+      store: t.store,
+      files,
+      alias: 'items',
+      verifyHashes: true,
+      reporter: recordingReporter(),
+    });
+    expect(clean).toMatchObject({
+      collection: 'items_test_model_64',
+      points: 6,
+      files: 6,
+      ok: true,
+      pointsWithoutFile: [],
+      filesWithoutPoint: [],
+      hashMismatches: [],
+    });
 
     const [gone] = await t.store.collection('items').itemImages('SKU-4');
-    rmSync(path.join(t.config.imageStorageDir, gone!.file));
+    rmSync(path.join(t.config.imageStorageDir, gone.file));
     const stray = 'ab/abababab/00000000-0000-4000-8000-000000000000.jpg';
     mkdirSync(path.join(t.config.imageStorageDir, 'ab', 'abababab'), { recursive: true });
     writeFileSync(path.join(t.config.imageStorageDir, stray), 'x');
     const [changed] = await t.store.collection('items').itemImages('SKU-5');
-    writeFileSync(path.join(t.config.imageStorageDir, changed!.file), 'tampered');
-    const report = await checkConsistency({ store: t.store, files, alias: 'items', verifyHashes: true, reporter: recordingReporter() });
+    writeFileSync(path.join(t.config.imageStorageDir, changed.file), 'tampered');
+    const report = await checkConsistency({
+      store: t.store,
+      files,
+      alias: 'items',
+      verifyHashes: true,
+      reporter: recordingReporter(),
+    });
     expect(report).toMatchObject({
       ok: false,
       points: 6,
       files: 6,
-      pointsWithoutFile: [{ imageId: gone!.imageId, itemId: 'SKU-4', file: gone!.file }],
+      pointsWithoutFile: [{ imageId: gone.imageId, itemId: 'SKU-4', file: gone.file }],
       filesWithoutPoint: [stray],
-      hashMismatches: [changed!.file],
+      hashMismatches: [changed.file],
     });
   });
 });

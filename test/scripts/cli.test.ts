@@ -1,7 +1,15 @@
 // The shared CLI pieces: strict option parsing with clear errors, help text, and the reporter's output
 // on a terminal (a redrawn bar with counts and ETA) and in logs (plain lines, one JSON summary line).
 import { describe, expect, it } from 'vitest';
-import { consoleReporter, formatDuration, helpText, integerOption, parseOptions, UsageError, type CommandSpec } from '../../scripts/cli.js';
+import {
+  consoleReporter,
+  formatDuration,
+  helpText,
+  integerOption,
+  parseOptions,
+  UsageError,
+  type CommandSpec,
+} from '../../scripts/cli.js';
 
 const spec: CommandSpec = {
   name: 'demo',
@@ -42,7 +50,9 @@ describe('parseOptions', () => {
     expect(integerOption('7', 'keep', 1, 10)).toBe(7);
     expect(integerOption(undefined, 'keep', 1, 10)).toBeUndefined();
     for (const bad of ['0', '11', '2.5', '-1', 'x', '']) {
-      expect(() => integerOption(bad, 'keep', 1, 10)).toThrow(`--keep must be an integer between 1 and 10 (got ${JSON.stringify(bad)})`);
+      expect(() => integerOption(bad, 'keep', 1, 10)).toThrow(
+        `--keep must be an integer between 1 and 10 (got ${JSON.stringify(bad)})`,
+      );
     }
   });
 
@@ -57,25 +67,29 @@ describe('parseOptions', () => {
 });
 
 describe('consoleReporter', () => {
-  it('in logs: plain progress lines at most every few seconds, messages on stderr, the summary as one JSON line on stdout', () => {
-    const { reporter, out, err, tick } = capture(false);
-    const progress = reporter.progress('images', 100);
-    for (let i = 0; i < 10; i++) {
-      tick(1000);
-      progress.advance(5);
-    }
-    progress.done();
-    reporter.warn('careful');
-    reporter.summary({ what: 'demo', size: 1 });
-    expect(err).toEqual([
-      'images: 0/100 (0%)\n',
-      'images: 25/100 (25%), ETA 15s\n',
-      'images: 50/100 (50%), ETA 10s\n',
-      'images: 50/100 (50%), done in 10s\n',
-      'warning: careful\n',
-    ]);
-    expect(out).toEqual(['{"what":"demo","size":1}\n']);
-  });
+  it(
+    'in logs: plain progress lines at most every few seconds, messages on stderr, the summary as one JSON ' +
+      'line on stdout',
+    () => {
+      const { reporter, out, err, tick } = capture(false);
+      const progress = reporter.progress('images', 100);
+      for (let i = 0; i < 10; i++) {
+        tick(1000);
+        progress.advance(5);
+      }
+      progress.done();
+      reporter.warn('careful');
+      reporter.summary({ what: 'demo', size: 1 });
+      expect(err).toEqual([
+        'images: 0/100 (0%)\n',
+        'images: 25/100 (25%), ETA 15s\n',
+        'images: 50/100 (50%), ETA 10s\n',
+        'images: 50/100 (50%), done in 10s\n',
+        'warning: careful\n',
+      ]);
+      expect(out).toEqual(['{"what":"demo","size":1}\n']);
+    },
+  );
 
   it('on a terminal: one redrawn bar with counts and ETA, cleared before other output', () => {
     const { reporter, err, tick } = capture(true);

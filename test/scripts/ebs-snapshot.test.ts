@@ -14,15 +14,28 @@ import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CREATED_BY_TAG as INFRA_CREATED_BY_TAG } from '../../infra/constructs/backups.js';
 import { DATA_VOLUME_TAG as INFRA_DATA_VOLUME_TAG } from '../../infra/constructs/data-volume.js';
-import { CREATED_BY, CREATED_BY_TAG, DATA_VOLUME_TAG, ebsSnapshot, REASON_TAG, STACK_TAG, TIME_TAG, type EbsSnapshotOptions } from '../../scripts/ebs-snapshot.js';
+import {
+  CREATED_BY,
+  CREATED_BY_TAG,
+  DATA_VOLUME_TAG,
+  ebsSnapshot,
+  REASON_TAG,
+  STACK_TAG,
+  TIME_TAG,
+  type EbsSnapshotOptions,
+} from '../../scripts/ebs-snapshot.js';
 import { recordingReporter } from './helpers.js';
 
 const ec2 = mockClient(EC2Client);
-const client = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' } });
+const client = new EC2Client({
+  region: 'eu-west-1',
+  credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' },
+});
 const VOLUME = 'vol-0123456789abcdef0';
 const NOW = new Date('2026-03-14T10:00:00.000Z');
 
-const awsError = (name: string, message: string) => new EC2ServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: 400 } });
+const awsError = (name: string, message: string) =>
+  new EC2ServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: 400 } });
 const ours = (id: string, day: number, volume = VOLUME): Snapshot => ({
   SnapshotId: id,
   VolumeId: volume,
@@ -41,7 +54,9 @@ const options = (overrides: Partial<EbsSnapshotOptions> = {}): EbsSnapshotOption
 
 beforeEach(() => {
   ec2.reset();
-  ec2.on(DescribeVolumesCommand, { VolumeIds: [VOLUME] }).resolves({ Volumes: [{ VolumeId: VOLUME, Size: 30, Tags: [{ Key: DATA_VOLUME_TAG, Value: 'ErpImageSearch' }] }] });
+  ec2
+    .on(DescribeVolumesCommand, { VolumeIds: [VOLUME] })
+    .resolves({ Volumes: [{ VolumeId: VOLUME, Size: 30, Tags: [{ Key: DATA_VOLUME_TAG, Value: 'ErpImageSearch' }] }] });
   ec2.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-new', State: 'pending', VolumeId: VOLUME });
   ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
   ec2.on(DeleteSnapshotCommand).resolves({});
@@ -55,7 +70,14 @@ describe('ebs-snapshot', () => {
 
   it('snapshots the volume with tags for who, stack, reason and time', async () => {
     const summary = await ebsSnapshot(client, options(), recordingReporter());
-    expect(summary).toMatchObject({ what: 'ebs-snapshot', volumeId: VOLUME, stack: 'ErpImageSearch', snapshotId: 'snap-new', state: 'pending', deleted: 0 });
+    expect(summary).toMatchObject({
+      what: 'ebs-snapshot',
+      volumeId: VOLUME,
+      stack: 'ErpImageSearch',
+      snapshotId: 'snap-new',
+      state: 'pending',
+      deleted: 0,
+    });
     expect(ec2).toHaveReceivedCommandWith(CreateSnapshotCommand, {
       VolumeId: VOLUME,
       TagSpecifications: [
@@ -90,7 +112,7 @@ describe('ebs-snapshot', () => {
     const summary = await ebsSnapshot(client, options({ keep: 3 }), recordingReporter());
     expect(summary).toMatchObject({ kept: 3, deleted: 2, pruned: ['snap-d05', 'snap-d03'] });
     expect(ec2).toHaveReceivedCommandTimes(DescribeSnapshotsCommand, 2);
-    expect(ec2.commandCalls(DescribeSnapshotsCommand)[1]!.args[0].input).toMatchObject({ NextToken: 'page-2' });
+    expect(ec2.commandCalls(DescribeSnapshotsCommand)[1].args[0].input).toMatchObject({ NextToken: 'page-2' });
     expect(ec2).toHaveReceivedCommandWith(DescribeSnapshotsCommand, {
       OwnerIds: ['self'],
       Filters: [
@@ -105,42 +127,56 @@ describe('ebs-snapshot', () => {
   });
 
   it('counts the new snapshot even before DescribeSnapshots lists it (eventual consistency)', async () => {
-    ec2.on(DescribeSnapshotsCommand, { OwnerIds: ['self'] }).resolves({ Snapshots: [ours('snap-a', 10), ours('snap-b', 11)] });
+    ec2
+      .on(DescribeSnapshotsCommand, { OwnerIds: ['self'] })
+      .resolves({ Snapshots: [ours('snap-a', 10), ours('snap-b', 11)] });
     const summary = await ebsSnapshot(client, options({ keep: 2 }), recordingReporter());
     expect(summary.pruned).toEqual(['snap-a']);
   });
 
-  it('finds the volume by its stack tag (all pages), or by the tag on this instance, and says when that is ambiguous or empty', async () => {
-    ec2.on(DescribeVolumesCommand, { Filters: [{ Name: `tag:${DATA_VOLUME_TAG}`, Values: ['Prod'] }] }).resolves({
-      Volumes: [{ VolumeId: 'vol-0aaaaaaaaaaaaaaa0', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'Prod' }] }],
-    });
-    expect(await ebsSnapshot(client, options({ volumeId: undefined, stack: 'Prod' }), recordingReporter())).toMatchObject({ volumeId: 'vol-0aaaaaaaaaaaaaaa0', stack: 'Prod' });
+  it(
+    'finds the volume by its stack tag (all pages), or by the tag on this instance, and says when that is ' +
+      'ambiguous or empty',
+    async () => {
+      ec2.on(DescribeVolumesCommand, { Filters: [{ Name: `tag:${DATA_VOLUME_TAG}`, Values: ['Prod'] }] }).resolves({
+        Volumes: [{ VolumeId: 'vol-0aaaaaaaaaaaaaaa0', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'Prod' }] }],
+      });
+      expect(
+        await ebsSnapshot(client, options({ volumeId: undefined, stack: 'Prod' }), recordingReporter()),
+      ).toMatchObject({ volumeId: 'vol-0aaaaaaaaaaaaaaa0', stack: 'Prod' });
 
-    const byInstance = [
-      { Name: 'tag-key', Values: [DATA_VOLUME_TAG] },
-      { Name: 'attachment.instance-id', Values: ['i-0abc'] },
-    ];
-    ec2
-      .on(DescribeVolumesCommand, { Filters: byInstance })
-      .resolvesOnce({ Volumes: [], NextToken: 'more' })
-      .resolvesOnce({ Volumes: [{ VolumeId: 'vol-0bbbbbbbbbbbbbbb0', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'Stage' }] }] });
-    expect(await ebsSnapshot(client, options({ volumeId: undefined, instanceId: 'i-0abc' }), recordingReporter())).toMatchObject({ volumeId: 'vol-0bbbbbbbbbbbbbbb0', stack: 'Stage' });
+      const byInstance = [
+        { Name: 'tag-key', Values: [DATA_VOLUME_TAG] },
+        { Name: 'attachment.instance-id', Values: ['i-0abc'] },
+      ];
+      ec2
+        .on(DescribeVolumesCommand, { Filters: byInstance })
+        .resolvesOnce({ Volumes: [], NextToken: 'more' })
+        .resolvesOnce({
+          Volumes: [{ VolumeId: 'vol-0bbbbbbbbbbbbbbb0', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'Stage' }] }],
+        });
+      expect(
+        await ebsSnapshot(client, options({ volumeId: undefined, instanceId: 'i-0abc' }), recordingReporter()),
+      ).toMatchObject({ volumeId: 'vol-0bbbbbbbbbbbbbbb0', stack: 'Stage' });
 
-    ec2.on(DescribeVolumesCommand, { Filters: [{ Name: 'tag-key', Values: [DATA_VOLUME_TAG] }] }).resolves({
-      Volumes: [
-        { VolumeId: 'vol-01', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'A' }] },
-        { VolumeId: 'vol-02', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'B' }] },
-      ],
-    });
-    await expect(ebsSnapshot(client, options({ volumeId: undefined }), recordingReporter())).rejects.toThrow(
-      /2 volumes have tag erp-image-search:data-volume: vol-01 \(A\), vol-02 \(B\); choose one with --volume-id or --stack/,
-    );
-    ec2.on(DescribeVolumesCommand, { Filters: [{ Name: `tag:${DATA_VOLUME_TAG}`, Values: ['Nope'] }] }).resolves({ Volumes: [] });
-    await expect(ebsSnapshot(client, options({ volumeId: undefined, stack: 'Nope' }), recordingReporter())).rejects.toThrow(
-      /no EBS volume with erp-image-search:data-volume=Nope; pass --volume-id or set DATA_VOLUME_ID/,
-    );
-    expect(ec2).not.toHaveReceivedCommandWith(CreateSnapshotCommand, { VolumeId: 'vol-01' });
-  });
+      ec2.on(DescribeVolumesCommand, { Filters: [{ Name: 'tag-key', Values: [DATA_VOLUME_TAG] }] }).resolves({
+        Volumes: [
+          { VolumeId: 'vol-01', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'A' }] },
+          { VolumeId: 'vol-02', Tags: [{ Key: DATA_VOLUME_TAG, Value: 'B' }] },
+        ],
+      });
+      await expect(ebsSnapshot(client, options({ volumeId: undefined }), recordingReporter())).rejects.toThrow(
+        /2 volumes have tag erp-image-search:data-volume: vol-01 \(A\), vol-02 \(B\); choose one with --volume-id or --stack/,
+      );
+      ec2
+        .on(DescribeVolumesCommand, { Filters: [{ Name: `tag:${DATA_VOLUME_TAG}`, Values: ['Nope'] }] })
+        .resolves({ Volumes: [] });
+      await expect(
+        ebsSnapshot(client, options({ volumeId: undefined, stack: 'Nope' }), recordingReporter()),
+      ).rejects.toThrow(/no EBS volume with erp-image-search:data-volume=Nope; pass --volume-id or set DATA_VOLUME_ID/);
+      expect(ec2).not.toHaveReceivedCommandWith(CreateSnapshotCommand, { VolumeId: 'vol-01' });
+    },
+  );
 
   it('--wait polls until the snapshot is completed', async () => {
     ec2
@@ -154,35 +190,72 @@ describe('ebs-snapshot', () => {
   });
 
   it('--wait reports a failed snapshot and one that takes too long', async () => {
-    ec2.on(DescribeSnapshotsCommand, { SnapshotIds: ['snap-new'] }).resolves({ Snapshots: [{ SnapshotId: 'snap-new', State: 'error' }] });
-    await expect(ebsSnapshot(client, options({ wait: true, pollSeconds: 0.01 }), recordingReporter())).rejects.toThrow(/snap-new failed in AWS \(state "error"\)/);
-    ec2.on(DescribeSnapshotsCommand, { SnapshotIds: ['snap-new'] }).resolves({ Snapshots: [{ SnapshotId: 'snap-new', State: 'pending' }] });
-    await expect(ebsSnapshot(client, options({ wait: true, pollSeconds: 0.01, waitTimeoutSeconds: 0.2 }), recordingReporter())).rejects.toThrow(
-      /snap-new did not complete within 0.2 s; it continues in AWS/,
+    ec2
+      .on(DescribeSnapshotsCommand, { SnapshotIds: ['snap-new'] })
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-new', State: 'error' }] });
+    await expect(ebsSnapshot(client, options({ wait: true, pollSeconds: 0.01 }), recordingReporter())).rejects.toThrow(
+      /snap-new failed in AWS \(state "error"\)/,
     );
+    ec2
+      .on(DescribeSnapshotsCommand, { SnapshotIds: ['snap-new'] })
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-new', State: 'pending' }] });
+    await expect(
+      ebsSnapshot(client, options({ wait: true, pollSeconds: 0.01, waitTimeoutSeconds: 0.2 }), recordingReporter()),
+    ).rejects.toThrow(/snap-new did not complete within 0.2 s; it continues in AWS/);
   });
 
   it('turns AWS errors into messages that say what to do', async () => {
-    ec2.on(CreateSnapshotCommand).rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
+    ec2
+      .on(CreateSnapshotCommand)
+      .rejects(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.'));
     await expect(ebsSnapshot(client, options(), recordingReporter())).rejects.toThrow(
-      `not allowed to create a snapshot of ${VOLUME} (UnauthorizedOperation): the instance role or your credentials need ec2:CreateSnapshot and ec2:CreateTags`,
+      `not allowed to create a snapshot of ${VOLUME} (UnauthorizedOperation): the instance role or your ` +
+        `credentials need ec2:CreateSnapshot and ec2:CreateTags`,
     );
-    ec2.on(CreateSnapshotCommand).rejects(awsError('SnapshotCreationPerVolumeRateExceeded', 'The maximum per volume CreateSnapshot request rate has been exceeded.'));
-    await expect(ebsSnapshot(client, options(), recordingReporter())).rejects.toThrow(/AWS throttled the request to create a snapshot .*wait a few minutes/);
-    ec2.on(DescribeVolumesCommand, { VolumeIds: [VOLUME] }).rejects(awsError('InvalidVolume.NotFound', `The volume '${VOLUME}' does not exist.`));
+    ec2
+      .on(CreateSnapshotCommand)
+      .rejects(
+        awsError(
+          'SnapshotCreationPerVolumeRateExceeded',
+          'The maximum per volume CreateSnapshot request rate has been exceeded.',
+        ),
+      );
     await expect(ebsSnapshot(client, options(), recordingReporter())).rejects.toThrow(
-      new RegExp(`cannot describe volume ${VOLUME}: The volume '${VOLUME}' does not exist. \\(InvalidVolume.NotFound\\); check --volume-id / DATA_VOLUME_ID and AWS_REGION`),
+      /AWS throttled the request to create a snapshot .*wait a few minutes/,
     );
-    ec2.on(DescribeVolumesCommand, { VolumeIds: [VOLUME] }).rejects(Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }));
-    await expect(ebsSnapshot(client, options(), recordingReporter())).rejects.toThrow(/no AWS credentials .* instance role provides them/);
+    ec2
+      .on(DescribeVolumesCommand, { VolumeIds: [VOLUME] })
+      .rejects(awsError('InvalidVolume.NotFound', `The volume '${VOLUME}' does not exist.`));
+    await expect(ebsSnapshot(client, options(), recordingReporter())).rejects.toThrow(
+      new RegExp(
+        `cannot describe volume ${VOLUME}: The volume '${VOLUME}' does not exist. ` +
+          `\\(InvalidVolume.NotFound\\); check --volume-id / DATA_VOLUME_ID and AWS_REGION`,
+      ),
+    );
+    ec2
+      .on(DescribeVolumesCommand, { VolumeIds: [VOLUME] })
+      .rejects(
+        Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
+      );
+    await expect(ebsSnapshot(client, options(), recordingReporter())).rejects.toThrow(
+      /no AWS credentials .* instance role provides them/,
+    );
   });
 
   it('keeps (and reports) an old snapshot it may not delete, and still succeeds', async () => {
-    ec2.on(DescribeSnapshotsCommand, { OwnerIds: ['self'] }).resolves({ Snapshots: [ours('snap-new', 14), ours('snap-in-use', 1)] });
-    ec2.on(DeleteSnapshotCommand, { SnapshotId: 'snap-in-use' }).rejects(awsError('InvalidSnapshot.InUse', 'The snapshot snap-in-use is currently in use by ami-0123.'));
+    ec2
+      .on(DescribeSnapshotsCommand, { OwnerIds: ['self'] })
+      .resolves({ Snapshots: [ours('snap-new', 14), ours('snap-in-use', 1)] });
+    ec2
+      .on(DeleteSnapshotCommand, { SnapshotId: 'snap-in-use' })
+      .rejects(awsError('InvalidSnapshot.InUse', 'The snapshot snap-in-use is currently in use by ami-0123.'));
     const reporter = recordingReporter();
     const summary = await ebsSnapshot(client, options({ keep: 1 }), reporter);
     expect(summary).toMatchObject({ deleted: 0, kept: 2 });
-    expect(reporter.warnings).toEqual([expect.stringMatching(/kept snap-in-use: cannot delete snap-in-use: InvalidSnapshot.InUse: The snapshot snap-in-use is currently in use by ami-0123/)]);
+    expect(reporter.warnings).toEqual([
+      expect.stringMatching(
+        /kept snap-in-use: cannot delete snap-in-use: InvalidSnapshot.InUse: The snapshot snap-in-use is currently in use by ami-0123/,
+      ),
+    ]);
   });
 });

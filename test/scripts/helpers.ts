@@ -47,20 +47,35 @@ export function registryFor(modelPath: string): ModelRegistry {
 }
 
 export async function ingest(t: TestApp, itemId: string, bytes: Buffer) {
-  const response = await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: itemId, item_name: `Item ${itemId}` }, { bytes })) });
+  const response = await t.app.inject({
+    method: 'POST',
+    url: '/ingest',
+    ...(await multipart({ item_id: itemId, item_name: `Item ${itemId}` }, { bytes })),
+  });
   expect(response.statusCode, response.body).toBe(201);
   return response.json() as { item_id: string; image_id: string; model: string };
 }
 
 export async function addImage(t: TestApp, itemId: string, bytes: Buffer) {
-  const response = await t.app.inject({ method: 'POST', url: `/items/${encodeURIComponent(itemId)}/images`, ...(await multipart({}, { bytes })) });
+  const response = await t.app.inject({
+    method: 'POST',
+    url: `/items/${encodeURIComponent(itemId)}/images`,
+    ...(await multipart({}, { bytes })),
+  });
   expect(response.statusCode, response.body).toBe(201);
   return response.json() as { item_id: string; image_id: string };
 }
 
 export async function search(t: TestApp, bytes: Buffer, topK = 3) {
-  const response = await t.app.inject({ method: 'POST', url: '/search', ...(await multipart({ top_k: String(topK) }, { bytes })) });
-  return { status: response.statusCode, results: response.statusCode === 200 ? (response.json().results as Array<{ item_id: string; score: number }>) : [] };
+  const response = await t.app.inject({
+    method: 'POST',
+    url: '/search',
+    ...(await multipart({ top_k: String(topK) }, { bytes })),
+  });
+  return {
+    status: response.statusCode,
+    results: response.statusCode === 200 ? (response.json().results as Array<{ item_id: string; score: number }>) : [],
+  };
 }
 
 /** Distinct test pictures: the seed decides the picture. */
@@ -69,7 +84,9 @@ export const picture = (seed: number) => images.jpeg(160, 120, seed);
 /** A running API on one of the two stores, and the double behind it when there is one. */
 export interface StoreSetup {
   kind: 'embedded' | 'qdrant';
-  start(options?: Parameters<typeof startTestApp>[0]): Promise<{ t: TestApp; double?: QdrantDouble; close(): Promise<void> }>;
+  start(
+    options?: Parameters<typeof startTestApp>[0],
+  ): Promise<{ t: TestApp; double?: QdrantDouble; close(): Promise<void> }>;
 }
 
 export const STORES: StoreSetup[] = [
@@ -84,7 +101,11 @@ export const STORES: StoreSetup[] = [
     kind: 'qdrant',
     async start(options = {}) {
       const double = await QdrantDouble.start();
-      const t = await startTestApp({ ...options, env: { QDRANT_URL: double.url, ...options.env }, store: () => createQdrantStore({ url: double.url }) });
+      const t = await startTestApp({
+        ...options,
+        env: { QDRANT_URL: double.url, ...options.env },
+        store: () => createQdrantStore({ url: double.url }),
+      });
       return {
         t,
         double,

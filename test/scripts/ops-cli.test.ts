@@ -40,9 +40,15 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-function ops(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function ops(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/ops.ts', ...args], { cwd: root, env: { ...env, ...extraEnv } });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/ops.ts', ...args], {
+      cwd: root,
+      env: { ...env, ...extraEnv },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -56,14 +62,23 @@ function ops(args: string[], extraEnv: Record<string, string> = {}): Promise<{ c
 function summaryOf(stdout: string): Record<string, unknown> {
   const lines = stdout.split('\n').filter(Boolean);
   expect(lines).toHaveLength(1);
-  return JSON.parse(lines[0]!) as Record<string, unknown>;
+  return JSON.parse(lines[0]) as Record<string, unknown>;
 }
 
 describe('npm run ops', () => {
   it('backup: exit 0, progress on stderr, the JSON summary on stdout', async () => {
     const { code, stdout, stderr } = await ops(['backup']);
     expect(code, stderr).toBe(0);
-    expect(summaryOf(stdout)).toMatchObject({ what: 'backup', store: 'embedded', points: 4, images: 4, kept: 1, deleted: 0, size: expect.any(Number), duration: expect.any(Number) });
+    expect(summaryOf(stdout)).toMatchObject({
+      what: 'backup',
+      store: 'embedded',
+      points: 4,
+      images: 4,
+      kept: 1,
+      deleted: 0,
+      size: expect.any(Number),
+      duration: expect.any(Number),
+    });
     expect(stderr).toMatch(/^images: 4\/4 \(100%\), done in \d+s$/m);
   });
 
@@ -80,7 +95,9 @@ describe('npm run ops', () => {
       const refused = await ops(['restore']);
       expect(refused.code).toBe(1);
       expect(refused.stdout).toBe('');
-      expect(refused.stderr.trim().split('\n').at(-1)).toMatch(/^ops restore failed: the embedded database .*store\.sqlite is in use .*stop the API first/);
+      expect(refused.stderr.trim().split('\n').at(-1)).toMatch(
+        /^ops restore failed: the embedded database .*store\.sqlite is in use .*stop the API first/,
+      );
     } finally {
       await holder.close();
     }
@@ -90,9 +107,23 @@ describe('npm run ops', () => {
   });
 
   it('migrate and rollback through the CLI', async () => {
-    const migrated = await ops(['migrate', '--to-model', newModel, '--skip-ebs-snapshot', '--settle-ms', '1000', '--batch-size', '2']);
+    const migrated = await ops([
+      'migrate',
+      '--to-model',
+      newModel,
+      '--skip-ebs-snapshot',
+      '--settle-ms',
+      '1000',
+      '--batch-size',
+      '2',
+    ]);
     expect(migrated.code, migrated.stderr).toBe(0);
-    expect(summaryOf(migrated.stdout)).toMatchObject({ what: 'migrate', from: 'items_test_model_64', to: 'items_bigger_model_128', points: 4 });
+    expect(summaryOf(migrated.stdout)).toMatchObject({
+      what: 'migrate',
+      from: 'items_test_model_64',
+      to: 'items_bigger_model_128',
+      points: 4,
+    });
     const rolledBack = await ops(['migrate', '--rollback', '--settle-ms', '1000']);
     expect(rolledBack.code, rolledBack.stderr).toBe(0);
     expect(summaryOf(rolledBack.stdout)).toMatchObject({ what: 'rollback', to: 'items_test_model_64', points: 4 });
@@ -110,7 +141,10 @@ describe('npm run ops', () => {
       expect(stderr).toBe(`ops ${args[0]}: ${message}\nRun "npm run ops -- ${args[0]} --help" for the options.\n`);
     }
     const unknown = await ops(['frobnicate']);
-    expect(unknown).toMatchObject({ code: 2, stderr: 'ops: unknown command "frobnicate"; commands: backup, restore, check, migrate, ebs-snapshot\n' });
+    expect(unknown).toMatchObject({
+      code: 2,
+      stderr: 'ops: unknown command "frobnicate"; commands: backup, restore, check, migrate, ebs-snapshot\n',
+    });
     const help = await ops(['ebs-snapshot', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--volume-id VOL[\s\S]*--wait[\s\S]*--keep N/);
@@ -119,17 +153,28 @@ describe('npm run ops', () => {
   it('a bad configuration fails in one line', async () => {
     const { code, stderr } = await ops(['check'], { BACKUP_KEEP: 'many' });
     expect(code).toBe(1);
-    expect(stderr).toBe('ops check failed: Invalid configuration: BACKUP_KEEP="many" is not an integer between 1 and 1000.\n');
+    expect(stderr).toBe(
+      'ops check failed: Invalid configuration: BACKUP_KEEP="many" is not an integer between 1 and 1000.\n',
+    );
   });
 
   it('one command at a time: a live lock refuses, a stale one is taken over', async () => {
     const lock = path.join(t.dir, 'backups', '.ops.lock');
     mkdirSync(path.dirname(lock), { recursive: true });
-    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), command: 'migrate', since: '2026-03-14T02:00:00.000Z' }));
+    writeFileSync(
+      lock,
+      JSON.stringify({ pid: process.pid, host: hostname(), command: 'migrate', since: '2026-03-14T02:00:00.000Z' }),
+    );
     const refused = await ops(['backup']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`ops backup failed: another operations command (migrate, pid ${process.pid} on ${hostname()}, since 2026-03-14T02:00:00.000Z) holds ${lock}`);
-    writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), command: 'backup', since: '2026-03-14T02:00:00.000Z' }));
+    expect(refused.stderr).toContain(
+      `ops backup failed: another operations command (migrate, pid ${process.pid} on ${hostname()}, since ` +
+        `2026-03-14T02:00:00.000Z) holds ${lock}`,
+    );
+    writeFileSync(
+      lock,
+      JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), command: 'backup', since: '2026-03-14T02:00:00.000Z' }),
+    );
     const { code, stderr } = await ops(['backup']);
     expect(code, stderr).toBe(0);
   });

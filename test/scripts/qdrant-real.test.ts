@@ -38,7 +38,12 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
       env: { QDRANT_URL: url, ...(apiKey ? { QDRANT_API_KEY: apiKey } : {}), QDRANT_COLLECTION: alias },
       store: () => createQdrantStore({ url, apiKey }),
     });
-    newModel = writeTestModel({ dir: path.join(t.dir, 'models'), name: 'efficientnet_b0', dim: 1280, seed: 2 }).onnxPath;
+    newModel = writeTestModel({
+      dir: path.join(t.dir, 'models'),
+      name: 'efficientnet_b0',
+      dim: 1280,
+      seed: 2,
+    }).onnxPath;
     store = createQdrantStore({ url, apiKey });
     models = registryFor(t.config.modelPath);
     for (let i = 1; i <= 4; i++) await ingest(t, `SKU-${i}`, await picture(i));
@@ -47,7 +52,8 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
   afterAll(async () => {
     for (const collection of await store.listCollections().catch(() => [])) {
       if (collection.name !== alias && !collection.name.startsWith(`${alias}_`)) continue;
-      for (const snapshot of await snapshots.list(collection.name).catch(() => [])) await snapshots.delete(collection.name, snapshot.name).catch(() => undefined);
+      for (const snapshot of await snapshots.list(collection.name).catch(() => []))
+        await snapshots.delete(collection.name, snapshot.name).catch(() => undefined);
       await store.deleteCollection(collection.name).catch(() => undefined);
     }
     await models?.close();
@@ -59,7 +65,15 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
   const files = () => new ImageFiles(t.config.imageStorageDir);
 
   it('backs up, restores and checks', async () => {
-    const backup = await runBackup({ store, files: files(), alias, backupDir: backupDir(), keep: 2, reporter: recordingReporter(), snapshots });
+    const backup = await runBackup({
+      store,
+      files: files(),
+      alias,
+      backupDir: backupDir(),
+      keep: 2,
+      reporter: recordingReporter(),
+      snapshots,
+    });
     expect(backup).toMatchObject({ store: 'qdrant', points: 4, images: 4 });
     expect((await t.app.inject({ method: 'DELETE', url: '/items/SKU-2' })).statusCode).toBe(200);
     const restored = await runRestore({
@@ -73,20 +87,32 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
       snapshots,
     });
     expect(restored.check).toMatchObject({ points: 4, pointsWithoutFile: 0, filesWithoutPoint: 0, ok: true });
-    expect((await checkConsistency({ store, files: files(), alias, verifyHashes: true, reporter: recordingReporter() })).ok).toBe(true);
-    expect((await search(t, await picture(2))).results[0]!.item_id).toBe('SKU-2');
+    expect(
+      (await checkConsistency({ store, files: files(), alias, verifyHashes: true, reporter: recordingReporter() })).ok,
+    ).toBe(true);
+    expect((await search(t, await picture(2))).results[0].item_id).toBe('SKU-2');
   });
 
   it('migrates 576 → 1280, rolls back and drops the old collection', async () => {
-    const deps: MigrateDeps = { store, files: files(), models, alias, modelPath: t.config.modelPath, backupDir: backupDir(), reporter: recordingReporter() };
+    const deps: MigrateDeps = {
+      store,
+      files: files(),
+      models,
+      alias,
+      modelPath: t.config.modelPath,
+      backupDir: backupDir(),
+      reporter: recordingReporter(),
+    };
     const summary = await migrate(deps, { toModel: newModel, batchSize: 2, verifySample: 4, settleMs: 1500 });
     expect(summary).toMatchObject({ to: `${alias}_efficientnet_b0_1280`, points: 4, missing: 0 });
     expect((await store.listAliases())[alias]).toBe(`${alias}_efficientnet_b0_1280`);
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect((await search(t, await picture(3))).results[0]!.item_id).toBe('SKU-3');
+    expect((await search(t, await picture(3))).results[0].item_id).toBe('SKU-3');
     await rollback(deps, { settleMs: 1500 });
     expect((await store.listAliases())[alias]).toBe(`${alias}_mobilenet_v3_small_576`);
     await dropOld(deps);
-    expect((await store.listCollections()).map((c) => c.name).filter((name) => name.startsWith(alias))).toEqual([`${alias}_mobilenet_v3_small_576`]);
+    expect((await store.listCollections()).map((c) => c.name).filter((name) => name.startsWith(alias))).toEqual([
+      `${alias}_mobilenet_v3_small_576`,
+    ]);
   });
 });

@@ -44,13 +44,21 @@ describe('loadConfig', () => {
   it('reports every bad variable at once, naming each', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'eighty', QDRANT_URL: 'qdrant:6333', MAX_TOP_K: '0', IMAGE_URL_HEADERS: '[1]', LOG_LEVEL: 'loud', QDRANT_COLLECTION: 'a/b' });
+      loadConfig({
+        PORT: 'eighty',
+        QDRANT_URL: 'qdrant:6333',
+        MAX_TOP_K: '0',
+        IMAGE_URL_HEADERS: '[1]',
+        LOG_LEVEL: 'loud',
+        QDRANT_COLLECTION: 'a/b',
+      });
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
-    for (const name of ['PORT', 'QDRANT_URL', 'MAX_TOP_K', 'IMAGE_URL_HEADERS', 'LOG_LEVEL', 'QDRANT_COLLECTION']) expect(message).toContain(name);
+    for (const name of ['PORT', 'QDRANT_URL', 'MAX_TOP_K', 'IMAGE_URL_HEADERS', 'LOG_LEVEL', 'QDRANT_COLLECTION'])
+      expect(message).toContain(name);
     expect(message.split('\n')).toHaveLength(7);
   });
 });
@@ -60,7 +68,7 @@ describe('README', () => {
 
   it('documents every environment variable with its default', () => {
     const rows = new Map(
-      [...readme.matchAll(/^\| `([A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((match) => [match[1]!, match[2]!.trim()]),
+      [...readme.matchAll(/^\| `([A-Z0-9_]+)` \| ([^|]*) \|/gm)].map((match) => [match[1], match[2].trim()]),
     );
     for (const variable of Object.values(VARIABLES)) {
       expect(rows.has(variable.env), `${variable.env} missing from the README's configuration table`).toBe(true);
@@ -77,7 +85,9 @@ describe('README', () => {
 
 describe('IMAGE_URL_ALLOW', () => {
   it('stops the start on an entry the URL fetcher could not use', () => {
-    expect(() => loadConfig({ IMAGE_URL_ALLOW: 'erp.internal,10.0.0.0/33' })).toThrow(/IMAGE_URL_ALLOW.*10\.0\.0\.0\/33/);
+    expect(() => loadConfig({ IMAGE_URL_ALLOW: 'erp.internal,10.0.0.0/33' })).toThrow(
+      /IMAGE_URL_ALLOW.*10\.0\.0\.0\/33/,
+    );
     expect(() => loadConfig({ IMAGE_URL_ALLOW: '*.internal' })).toThrow(/wildcards are not supported/);
   });
 });

@@ -33,8 +33,17 @@ export async function startTestApp(
   const dir = mkdtempSync(path.join(tmpdir(), 'app-'));
   const model = writeTestModel({ dir: path.join(dir, 'models'), name: 'test_model', dim: 64, ...options.model });
   const config = loadConfig({ DATA_DIR: path.join(dir, 'data'), MODEL_PATH: model.onnxPath, ...options.env });
-  const service = await openService(config, { info: () => {}, warn: () => {} }, options.store?.(config) ?? openEmbeddedStore({ dataDir: config.dataDir }));
-  const app = await buildApp({ config, catalog: service.catalog, storeKind: service.store.kind, urlPolicy: options.urlPolicy });
+  const service = await openService(
+    config,
+    { info: () => {}, warn: () => {} },
+    options.store?.(config) ?? openEmbeddedStore({ dataDir: config.dataDir }),
+  );
+  const app = await buildApp({
+    config,
+    catalog: service.catalog,
+    storeKind: service.store.kind,
+    urlPolicy: options.urlPolicy,
+  });
   return {
     app,
     catalog: service.catalog,
@@ -50,10 +59,18 @@ export async function startTestApp(
 }
 
 /** A multipart body built by the platform's FormData, as an HTTP client would send it. */
-export async function multipart(fields: Record<string, string>, file?: { bytes: Buffer; name?: string; type?: string }) {
+export async function multipart(
+  fields: Record<string, string>,
+  file?: { bytes: Buffer; name?: string; type?: string },
+) {
   const form = new FormData();
   for (const [key, value] of Object.entries(fields)) form.append(key, value);
-  if (file) form.append('file', new Blob([file.bytes], { type: file.type ?? 'application/octet-stream' }), file.name ?? 'photo.jpg');
+  if (file)
+    form.append(
+      'file',
+      new Blob([file.bytes], { type: file.type ?? 'application/octet-stream' }),
+      file.name ?? 'photo.jpg',
+    );
   const request = new Request('http://localhost/', { method: 'POST', body: form });
   return {
     payload: Buffer.from(await request.arrayBuffer()),

@@ -2,7 +2,7 @@
 import { openEmbeddedStore } from '../../service/src/store/embedded.js';
 
 const [dataDir, countText] = process.argv.slice(2);
-const store = openEmbeddedStore({ dataDir: dataDir!, checkpointEvery: 1_000_000 });
+const store = openEmbeddedStore({ dataDir: dataDir, checkpointEvery: 1_000_000 });
 await store.createCollection('c', 8, 'm');
 const collection = store.collection('c');
 const count = Number(countText);
@@ -11,7 +11,17 @@ for (let i = 0; i < count; i++) {
   vector[i % 8] = 1;
   vector[(i + 1) % 8] = i / count;
   await collection.upsert(
-    { imageId: `img-${String(i).padStart(4, '0')}`, itemId: `item-${i}`, itemName: null, itemCode: null, file: `f${i}`, sha256: 'x', bytes: 1, model: 'm', createdAt: new Date().toISOString() },
+    {
+      imageId: `img-${String(i).padStart(4, '0')}`,
+      itemId: `item-${i}`,
+      itemName: null,
+      itemCode: null,
+      file: `f${i}`,
+      sha256: 'x',
+      bytes: 1,
+      model: 'm',
+      createdAt: new Date().toISOString(),
+    },
     vector,
   );
 }

@@ -16,7 +16,7 @@ export function photoPixels(width: number, height: number, seed = 1): Buffer {
       const i = (y * width + x) * 3;
       data[i] = (u * 200 + hue + (d < 0.25 ? 80 : 0)) % 256;
       data[i + 1] = (v * 180 + 40 * Math.sin(u * 12 + seed)) % 256;
-      data[i + 2] = ((1 - d) * 220 + ((x >> 4) ^ (y >> 4)) % 3) % 256;
+      data[i + 2] = ((1 - d) * 220 + (((x >> 4) ^ (y >> 4)) % 3)) % 256;
     }
   }
   return data;
@@ -26,7 +26,8 @@ export function photo(width: number, height: number, seed = 1) {
   return sharp(photoPixels(width, height, seed), { raw: { width, height, channels: 3 } });
 }
 
-export const jpeg = (width = 320, height = 240, seed = 1) => photo(width, height, seed).jpeg({ quality: 90 }).toBuffer();
+export const jpeg = (width = 320, height = 240, seed = 1) =>
+  photo(width, height, seed).jpeg({ quality: 90 }).toBuffer();
 export const png = (width = 320, height = 240, seed = 1) => photo(width, height, seed).png().toBuffer();
 
 /** The same picture as `jpeg(width, height, seed)` stored rotated, with EXIF saying how to turn it back. */
@@ -49,21 +50,30 @@ export function alphaPng(width = 200, height = 200): Promise<Buffer> {
     data[i * 4] = 200;
     data[i * 4 + 3] = i % width < width / 2 ? 0 : 255; // left half transparent
   }
-  return sharp(data, { raw: { width, height, channels: 4 } }).png().toBuffer();
+  return sharp(data, { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
 }
 
 export async function animatedGif(width = 120, height = 90, frames = 3): Promise<Buffer> {
   const frame = photoPixels(width, height, 5);
   const all = Buffer.concat(Array.from({ length: frames }, (_, f) => frame.map((value) => (value + f * 60) % 256)));
-  return sharp(all, { raw: { width, height: height * frames, channels: 3, pageHeight: height } }).gif().toBuffer();
+  return sharp(all, { raw: { width, height: height * frames, channels: 3, pageHeight: height } })
+    .gif()
+    .toBuffer();
 }
 
-export const tinyPng = () => sharp({ create: { width: 1, height: 1, channels: 3, background: '#3366cc' } }).png().toBuffer();
+export const tinyPng = () =>
+  sharp({ create: { width: 1, height: 1, channels: 3, background: '#3366cc' } })
+    .png()
+    .toBuffer();
 export const wideJpeg = () => photo(12000, 4, 3).jpeg().toBuffer();
 export const tallPng = () => photo(2, 5000, 4).png().toBuffer();
 
 export const svg = () =>
-  Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>');
+  Buffer.from(
+    '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>',
+  );
 
 export async function truncatedJpeg(): Promise<Buffer> {
   const full = await jpeg(640, 480, 9);

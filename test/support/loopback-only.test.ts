@@ -4,8 +4,10 @@ import net, { type LookupFunction } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connects, violations } from './loopback-only.js';
 
-const answering = (address: string): LookupFunction => (_host, options, callback) =>
-  options.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4);
+const answering =
+  (address: string): LookupFunction =>
+  (_host, options, callback) =>
+    options.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4);
 
 describe('test network guard', () => {
   it('blocks a connection to a non-loopback IP before connect(2)', () => {

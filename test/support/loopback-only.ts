@@ -20,11 +20,14 @@ function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
   let options: ConnectOptions;
   const first: unknown = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
   if (typeof first === 'object' && first !== null) {
-    options = first as ConnectOptions;
+    options = first;
   } else {
     // connect(port[, host][, listener]) or connect(path[, listener]): rewrite to the options form.
     const listener = args.find((arg) => typeof arg === 'function');
-    options = typeof first === 'string' && !/^\d+$/.test(first) ? { path: first } : { port: Number(first), host: typeof args[1] === 'string' ? args[1] : undefined };
+    options =
+      typeof first === 'string' && !/^\d+$/.test(first)
+        ? { path: first }
+        : { port: Number(first), host: typeof args[1] === 'string' ? args[1] : undefined };
     args = listener ? [options, listener] : [options];
   }
   if (!options.path) {
@@ -36,14 +39,21 @@ function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
       }
       connects.push(`${host}:${options.port}`);
     } else {
-      const lookup = options.lookup ?? (dns.lookup as LookupFunction);
+      const lookup = options.lookup ?? dns.lookup;
       options.lookup = (hostname, lookupOptions, callback) =>
         lookup(hostname, lookupOptions, (error, address, family) => {
           const list = typeof address === 'string' ? [address] : (address ?? []).map((entry) => entry.address);
           const outside = error ? [] : list.filter((entry) => !isLoopback(entry));
           if (outside.length > 0) {
             violations.push(...outside);
-            return callback(Object.assign(new Error(`test guard: blocked ${outside.join(', ')}; tests may only connect to loopback`), { code: 'EGUARD' }), address, family);
+            return callback(
+              Object.assign(
+                new Error(`test guard: blocked ${outside.join(', ')}; tests may only connect to loopback`),
+                { code: 'EGUARD' },
+              ),
+              address,
+              family,
+            );
           }
           if (!error) connects.push(...list.map((entry) => `${entry}:${options.port}`));
           callback(error, address, family);
@@ -53,7 +63,7 @@ function guardedConnect(this: net.Socket, ...args: unknown[]): net.Socket {
   return realConnect.apply(this, args as Parameters<typeof realConnect>);
 }
 
-net.Socket.prototype.connect = guardedConnect as typeof realConnect;
+net.Socket.prototype.connect = guardedConnect;
 
 afterEach(() => {
   expect(violations.splice(0), 'connections to non-loopback addresses were attempted').toEqual([]);

@@ -56,7 +56,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function pointKey(id: unknown): string {
   if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return String(id);
   if (typeof id === 'string' && UUID.test(id)) return id.toLowerCase();
-  throw formatError(`value ${JSON.stringify(id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`);
+  throw formatError(
+    `value ${JSON.stringify(id)} is not a valid point ID, valid values are either an unsigned integer or a UUID`,
+  );
 }
 
 const canonicalId = (id: unknown): PointId => {
@@ -74,10 +76,12 @@ export function compareIds(a: PointId, b: PointId): number {
 
 function denseVector(value: unknown, size: number): Float32Array {
   if (!Array.isArray(value)) {
-    if (value && typeof value === 'object') throw new DoubleGap('named or sparse vectors are not implemented by the double');
+    if (value && typeof value === 'object')
+      throw new DoubleGap('named or sparse vectors are not implemented by the double');
     throw formatError('Expected some form of vector, id, or a type of query');
   }
-  if (!value.every((x) => typeof x === 'number' && Number.isFinite(x))) throw formatError('vector elements must be numbers');
+  if (!value.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    throw formatError('vector elements must be numbers');
   if (value.length !== size) throw wrongInput(`Vector dimension error: expected dim: ${size}, got ${value.length}`);
   return Float32Array.from(value as number[]);
 }
@@ -93,7 +97,7 @@ function normalize(vector: Float32Array): Float32Array {
 
 function dot(a: Float32Array, b: Float32Array): number {
   let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
   return Math.fround(sum);
 }
 
@@ -101,7 +105,8 @@ function dot(a: Float32Array, b: Float32Array): number {
 
 type Filter = { must?: unknown; should?: unknown; must_not?: unknown; min_should?: unknown };
 
-const asList = (value: unknown): unknown[] => (value === undefined || value === null ? [] : Array.isArray(value) ? value : [value]);
+const asList = (value: unknown): unknown[] =>
+  value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
 
 function payloadValues(payload: Payload, key: string): unknown[] {
   if (/[.[\]]/.test(key)) throw new DoubleGap(`nested payload keys (${key}) are not implemented by the double`);
@@ -112,7 +117,7 @@ function payloadValues(payload: Payload, key: string): unknown[] {
 function matchCondition(point: StoredPoint, condition: unknown): boolean {
   if (!condition || typeof condition !== 'object') throw formatError('Expected some form of condition');
   const c = condition as Record<string, unknown>;
-  if ('must' in c || 'should' in c || 'must_not' in c || 'min_should' in c) return matchFilter(point, c as Filter);
+  if ('must' in c || 'should' in c || 'must_not' in c || 'min_should' in c) return matchFilter(point, c);
   if ('has_id' in c) return asList(c.has_id).some((id) => pointKey(id) === pointKey(point.id));
   if ('is_empty' in c) {
     const key = (c.is_empty as { key?: unknown })?.key;
@@ -128,7 +133,8 @@ function matchCondition(point: StoredPoint, condition: unknown): boolean {
   const values = payloadValues(point.payload, c.key);
   const match = c.match as Record<string, unknown> | undefined | null;
   const others = Object.keys(c).filter((k) => k !== 'key' && k !== 'match' && c[k] !== null && c[k] !== undefined);
-  if (others.length > 0 || !match) throw new DoubleGap(`field condition ${JSON.stringify(Object.keys(c))} is not implemented by the double`);
+  if (others.length > 0 || !match)
+    throw new DoubleGap(`field condition ${JSON.stringify(Object.keys(c))} is not implemented by the double`);
   if ('value' in match) return values.some((v) => v === match.value);
   if ('any' in match) return values.some((v) => (match.any as unknown[]).includes(v));
   if ('except' in match) return values.length > 0 && values.every((v) => !(match.except as unknown[]).includes(v));
@@ -137,7 +143,8 @@ function matchCondition(point: StoredPoint, condition: unknown): boolean {
 
 export function matchFilter(point: StoredPoint, filter: Filter | null | undefined): boolean {
   if (!filter) return true;
-  if (filter.min_should !== undefined && filter.min_should !== null) throw new DoubleGap('min_should is not implemented by the double');
+  if (filter.min_should !== undefined && filter.min_should !== null)
+    throw new DoubleGap('min_should is not implemented by the double');
   const should = asList(filter.should);
   return (
     asList(filter.must).every((c) => matchCondition(point, c)) &&
@@ -167,7 +174,12 @@ function withVector(point: StoredPoint, selector: unknown): number[] | undefined
   throw new DoubleGap('selecting named vectors is not implemented by the double');
 }
 
-export function recordOf(point: StoredPoint, payloadSelector: unknown, vectorSelector: unknown, payloadByDefault = true) {
+export function recordOf(
+  point: StoredPoint,
+  payloadSelector: unknown,
+  vectorSelector: unknown,
+  payloadByDefault = true,
+) {
   const payload = selectPayload(point.payload, payloadSelector, payloadByDefault);
   const vector = withVector(point, vectorSelector);
   return { id: point.id, ...(payload ? { payload } : {}), ...(vector ? { vector } : {}) };
@@ -193,7 +205,9 @@ function serializeCollection(c: CollectionState): SerializedCollection {
     distance: c.distance,
     metadata: c.metadata ?? null,
     payloadIndexes: [...c.payloadIndexes],
-    points: [...c.points.values()].sort((a, b) => compareIds(a.id, b.id)).map((p) => ({ id: p.id, vector: Array.from(p.vector), payload: p.payload })),
+    points: [...c.points.values()]
+      .sort((a, b) => compareIds(a.id, b.id))
+      .map((p) => ({ id: p.id, vector: Array.from(p.vector), payload: p.payload })),
   };
 }
 
@@ -204,7 +218,12 @@ function deserializeCollection(name: string, s: SerializedCollection): Collectio
     distance: s.distance,
     metadata: s.metadata ?? undefined,
     payloadIndexes: new Map(s.payloadIndexes),
-    points: new Map(s.points.map((p) => [pointKey(p.id), { id: p.id, vector: Float32Array.from(p.vector), payload: p.payload, version: 0 }])),
+    points: new Map(
+      s.points.map((p) => [
+        pointKey(p.id),
+        { id: p.id, vector: Float32Array.from(p.vector), payload: p.payload, version: 0 },
+      ]),
+    ),
     status: 'green',
   };
 }
@@ -236,20 +255,27 @@ export class DoubleState {
 
   createCollection(name: string, body: Record<string, unknown>): void {
     if (this.collections.has(name)) throw wrongInput(`Collection \`${name}\` already exists!`);
-    if (this.aliases.has(name)) throw wrongInput(`Can't create collection with name ${name}. Alias with the same name already exists`);
+    if (this.aliases.has(name))
+      throw wrongInput(`Can't create collection with name ${name}. Alias with the same name already exists`);
     const vectors = body.vectors as Record<string, unknown> | undefined;
     if (!vectors || typeof vectors !== 'object') throw formatError('missing field `vectors`');
     if (!('size' in vectors)) throw new DoubleGap('named vectors are not implemented by the double');
-    if (!Number.isInteger(vectors.size) || (vectors.size as number) < 1) throw formatError('vectors.size must be a positive integer');
+    if (!Number.isInteger(vectors.size) || (vectors.size as number) < 1)
+      throw formatError('vectors.size must be a positive integer');
     if (vectors.distance !== 'Cosine') {
-      if (['Euclid', 'Dot', 'Manhattan'].includes(String(vectors.distance))) throw new DoubleGap(`distance ${String(vectors.distance)} is not implemented by the double`);
-      throw formatError(`unknown variant \`${String(vectors.distance)}\`, expected one of \`Cosine\`, \`Euclid\`, \`Dot\`, \`Manhattan\``);
+      if (['Euclid', 'Dot', 'Manhattan'].includes(String(vectors.distance)))
+        throw new DoubleGap(`distance ${String(vectors.distance)} is not implemented by the double`);
+      throw formatError(
+        `unknown variant \`${String(vectors.distance)}\`, expected one of \`Cosine\`, \`Euclid\`, \`Dot\`, ` +
+          `\`Manhattan\``,
+      );
     }
     for (const key of ['sparse_vectors', 'sharding_method', 'quantization_config']) {
       if (body[key] !== undefined && body[key] !== null) throw new DoubleGap(`${key} is not implemented by the double`);
     }
     const metadata = body.metadata;
-    if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) throw formatError('metadata must be an object');
+    if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata)))
+      throw formatError('metadata must be an object');
     this.collections.set(name, {
       name,
       size: vectors.size as number,
@@ -277,7 +303,8 @@ export class DoubleState {
     for (const action of actions as Array<Record<string, Record<string, unknown>>>) {
       if (action.create_alias) {
         const { collection_name, alias_name } = action.create_alias;
-        if (typeof collection_name !== 'string' || typeof alias_name !== 'string') throw formatError('create_alias needs collection_name and alias_name');
+        if (typeof collection_name !== 'string' || typeof alias_name !== 'string')
+          throw formatError('create_alias needs collection_name and alias_name');
         if (!this.collections.has(collection_name)) throw notFound(collection_name);
         if (this.collections.has(alias_name)) throw wrongInput(`Collection \`${alias_name}\` already exists!`);
         this.aliases.set(alias_name, collection_name);
@@ -287,7 +314,8 @@ export class DoubleState {
         this.aliases.delete(alias_name);
       } else if (action.rename_alias) {
         const { old_alias_name, new_alias_name } = action.rename_alias;
-        if (typeof old_alias_name !== 'string' || typeof new_alias_name !== 'string') throw formatError('rename_alias needs old_alias_name and new_alias_name');
+        if (typeof old_alias_name !== 'string' || typeof new_alias_name !== 'string')
+          throw formatError('rename_alias needs old_alias_name and new_alias_name');
         const target = this.aliases.get(old_alias_name);
         if (target === undefined) throw new QdrantError(404, `Not found: Alias ${old_alias_name} does not exists!`);
         this.aliases.delete(old_alias_name);
@@ -331,7 +359,12 @@ export class DoubleState {
       if (point.vector === undefined) throw formatError('missing field `vector`');
       const payload = point.payload ?? {};
       if (typeof payload !== 'object' || Array.isArray(payload)) throw formatError('payload must be an object');
-      return { key: pointKey(point.id), id: canonicalId(point.id), vector: normalize(denseVector(point.vector, c.size)), payload: structuredClone(payload as Payload) };
+      return {
+        key: pointKey(point.id),
+        id: canonicalId(point.id),
+        vector: normalize(denseVector(point.vector, c.size)),
+        payload: structuredClone(payload as Payload),
+      };
     });
   }
 
@@ -342,11 +375,13 @@ export class DoubleState {
 
   /** Points chosen by a PointsSelector: `points` (ids) or `filter`. */
   select(c: CollectionState, body: Record<string, unknown>): StoredPoint[] {
-    if (body.shard_key !== undefined && body.shard_key !== null) throw new DoubleGap('shard_key is not implemented by the double');
+    if (body.shard_key !== undefined && body.shard_key !== null)
+      throw new DoubleGap('shard_key is not implemented by the double');
     if (Array.isArray(body.points)) {
       return body.points.map((id) => c.points.get(pointKey(id))).filter((p): p is StoredPoint => p !== undefined);
     }
-    if (body.filter && typeof body.filter === 'object') return [...c.points.values()].filter((p) => matchFilter(p, body.filter as Filter));
+    if (body.filter && typeof body.filter === 'object')
+      return [...c.points.values()].filter((p) => matchFilter(p, body.filter as Filter));
     throw formatError('expected `points` or `filter`');
   }
 
@@ -356,12 +391,15 @@ export class DoubleState {
   }
 
   setPayload(c: CollectionState, body: Record<string, unknown>, overwrite: boolean): void {
-    if (body.key !== undefined && body.key !== null) throw new DoubleGap('set_payload with `key` is not implemented by the double');
+    if (body.key !== undefined && body.key !== null)
+      throw new DoubleGap('set_payload with `key` is not implemented by the double');
     const payload = body.payload;
     if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw formatError('missing field `payload`');
     const version = ++this.version;
     for (const point of this.select(c, body)) {
-      point.payload = overwrite ? structuredClone(payload as Payload) : { ...point.payload, ...structuredClone(payload as Payload) };
+      point.payload = overwrite
+        ? structuredClone(payload as Payload)
+        : { ...point.payload, ...structuredClone(payload as Payload) };
       point.version = version;
     }
   }
@@ -381,15 +419,21 @@ export class DoubleState {
   }
 
   scroll(c: CollectionState, body: Record<string, unknown>) {
-    if (body.order_by !== undefined && body.order_by !== null) throw new DoubleGap('scroll order_by is not implemented by the double');
+    if (body.order_by !== undefined && body.order_by !== null)
+      throw new DoubleGap('scroll order_by is not implemented by the double');
     const limit = (body.limit as number | undefined | null) ?? 10;
-    const ordered = [...c.points.values()].filter((p) => matchFilter(p, body.filter as Filter)).sort((a, b) => compareIds(a.id, b.id));
+    const ordered = [...c.points.values()]
+      .filter((p) => matchFilter(p, body.filter as Filter))
+      .sort((a, b) => compareIds(a.id, b.id));
     const offset = body.offset === undefined || body.offset === null ? undefined : canonicalId(body.offset);
     const start = offset === undefined ? 0 : ordered.findIndex((p) => compareIds(p.id, offset) >= 0);
     const from = start < 0 ? ordered.length : start;
     const page = ordered.slice(from, from + limit);
     const next = ordered[from + limit];
-    return { points: page.map((p) => recordOf(p, body.with_payload, body.with_vector)), next_page_offset: next ? next.id : null };
+    return {
+      points: page.map((p) => recordOf(p, body.with_payload, body.with_vector)),
+      next_page_offset: next ? next.id : null,
+    };
   }
 
   count(c: CollectionState, body: Record<string, unknown>): number {
@@ -426,7 +470,11 @@ export class DoubleState {
     return {
       groups: [...groups].map(([id, hits]) => ({
         id,
-        hits: hits.map(({ point, score }) => ({ ...recordOf(point, body.with_payload, body.with_vector, false), version: point.version, score })),
+        hits: hits.map(({ point, score }) => ({
+          ...recordOf(point, body.with_payload, body.with_vector, false),
+          version: point.version,
+          score,
+        })),
       })),
     };
   }
@@ -438,7 +486,10 @@ export class DoubleState {
       [...c.payloadIndexes].map(([field, schema]) => {
         const type = typeof schema === 'string' ? schema : ((schema as { type?: string } | null)?.type ?? 'keyword');
         const indexed = [...c.points.values()].filter((p) => payloadValues(p.payload, field).length > 0).length;
-        return [field, { data_type: type, ...(schema && typeof schema === 'object' ? { params: schema } : {}), points: indexed }];
+        return [
+          field,
+          { data_type: type, ...(schema && typeof schema === 'object' ? { params: schema } : {}), points: indexed },
+        ];
       }),
     );
     return {
@@ -448,7 +499,13 @@ export class DoubleState {
       points_count: points,
       segments_count: 1,
       config: {
-        params: { vectors: { size: c.size, distance: c.distance }, shard_number: 1, replication_factor: 1, write_consistency_factor: 1, on_disk_payload: true },
+        params: {
+          vectors: { size: c.size, distance: c.distance },
+          shard_number: 1,
+          replication_factor: 1,
+          write_consistency_factor: 1,
+          on_disk_payload: true,
+        },
         hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
         optimizer_config: {
           deleted_threshold: 0.2,
@@ -470,18 +527,23 @@ export class DoubleState {
   }
 
   collectionSnapshot(c: CollectionState): Buffer {
-    return Buffer.from(JSON.stringify({ format: SNAPSHOT_FORMAT, kind: 'collection', collection: serializeCollection(c) }));
+    return Buffer.from(
+      JSON.stringify({ format: SNAPSHOT_FORMAT, kind: 'collection', collection: serializeCollection(c) }),
+    );
   }
 
   fullSnapshot(): Buffer {
     const collections = [...this.collections.values()].map(serializeCollection);
-    return Buffer.from(JSON.stringify({ format: SNAPSHOT_FORMAT, kind: 'full', collections, aliases: Object.fromEntries(this.aliases) }));
+    return Buffer.from(
+      JSON.stringify({ format: SNAPSHOT_FORMAT, kind: 'full', collections, aliases: Object.fromEntries(this.aliases) }),
+    );
   }
 
   /** Replaces (or creates) `name` with the snapshot's contents; aliases pointing at `name` stay. */
   recoverCollection(name: string, bytes: Buffer): void {
     const parsed = parseSnapshot(bytes, 'collection');
-    if (this.aliases.has(name)) throw wrongInput(`Can't create collection with name ${name}. Alias with the same name already exists`);
+    if (this.aliases.has(name))
+      throw wrongInput(`Can't create collection with name ${name}. Alias with the same name already exists`);
     this.collections.set(name, deserializeCollection(name, parsed.collection as SerializedCollection));
   }
 
@@ -490,7 +552,9 @@ export class DoubleState {
     const parsed = parseSnapshot(bytes, 'full');
     this.collections.clear();
     this.aliases.clear();
-    for (const s of parsed.collections as SerializedCollection[]) this.collections.set(s.name, deserializeCollection(s.name, s));
-    for (const [alias, target] of Object.entries(parsed.aliases as Record<string, string>)) this.aliases.set(alias, target);
+    for (const s of parsed.collections as SerializedCollection[])
+      this.collections.set(s.name, deserializeCollection(s.name, s));
+    for (const [alias, target] of Object.entries(parsed.aliases as Record<string, string>))
+      this.aliases.set(alias, target);
   }
 }

@@ -52,7 +52,7 @@ export interface Violation {
 
 export type DownMode = 'refuse' | 'hang' | 'error';
 
-type Handler = (ctx: Context) => unknown | Promise<unknown>;
+type Handler = (ctx: Context) => unknown;
 
 interface Route {
   method: string;
@@ -130,7 +130,10 @@ export class QdrantDouble {
       for (const route of this.routes) {
         const op = this.spec.find(route.method, route.path);
         if (op?.operationId !== route.operationId) {
-          throw new Error(`qdrant-double route ${route.method} ${route.path} is ${route.operationId}, the spec says ${op?.operationId ?? 'nothing'}`);
+          throw new Error(
+            `qdrant-double route ${route.method} ${route.path} is ${route.operationId}, the spec says ` +
+              `${op?.operationId ?? 'nothing'}`,
+          );
         }
       }
     }
@@ -174,7 +177,10 @@ export class QdrantDouble {
   assertNoViolations(): void {
     if (this.violations.length === 0) return;
     const lines = this.violations.map((v) => `  ${v.kind} ${v.method} ${v.path} → ${v.status}: ${v.message}`);
-    throw new Error(`The Qdrant double saw ${this.violations.length} request(s) the real Qdrant ${QDRANT_VERSION} would refuse or that it cannot serve:\n${lines.join('\n')}`);
+    throw new Error(
+      `The Qdrant double saw ${this.violations.length} request(s) the real Qdrant ${QDRANT_VERSION} would ` +
+        `refuse or that it cannot serve:\n${lines.join('\n')}`,
+    );
   }
 
   /** Sets a collection's reported status (e.g. 'yellow' while "indexing"). */
@@ -279,8 +285,16 @@ export class QdrantDouble {
 
     const matched = this.match(method, url.pathname);
     if (!matched) {
-      const inSpec = this.spec?.operations.find((op) => op.method === method && templateMatch(op.pathTemplate, url.pathname));
-      if (inSpec) return fail(501, `${inSpec.operationId} (${method} ${inSpec.pathTemplate}) is a valid Qdrant operation the double does not implement`, 'not-implemented');
+      const inSpec = this.spec?.operations.find(
+        (op) => op.method === method && templateMatch(op.pathTemplate, url.pathname),
+      );
+      if (inSpec)
+        return fail(
+          501,
+          `${inSpec.operationId} (${method} ${inSpec.pathTemplate}) is a valid Qdrant operation the double ` +
+            `does not implement`,
+          'not-implemented',
+        );
       const otherMethod = this.routes.some((r) => templateMatch(r.path, url.pathname));
       return fail(otherMethod ? 405 : 404, `No route for ${method} ${url.pathname}`, 'unknown-route');
     }
@@ -313,15 +327,33 @@ export class QdrantDouble {
       return fail(400, `${op.operationId} takes no body, but one was sent: ${text.slice(0, 200)}`, 'refused');
     }
     for (const [name, value] of Object.entries(params)) {
-      if (name === 'collection_name' && (value.length === 0 || value.length > 255 || COLLECTION_NAME_FORBIDDEN.test(value))) {
-        return fail(422, `Validation error in path parameters: [name: collection name ${JSON.stringify(value)} is empty, too long or contains one of <>:"/\\|?*]`, 'refused');
+      if (
+        name === 'collection_name' &&
+        (value.length === 0 || value.length > 255 || COLLECTION_NAME_FORBIDDEN.test(value))
+      ) {
+        return fail(
+          422,
+          `Validation error in path parameters: [name: collection name ${JSON.stringify(value)} is empty, too ` +
+            `long or contains one of <>:"/\\|?*]`,
+          'refused',
+        );
       }
     }
     if (op) {
-      const refusal = op.checkRequest({ pathParams: params, query: url.searchParams, contentType, body, hasBody: raw.length > 0 });
+      const refusal = op.checkRequest({
+        pathParams: params,
+        query: url.searchParams,
+        contentType,
+        body,
+        hasBody: raw.length > 0,
+      });
       if (refusal) return fail(refusal.status, refusal.error, 'refused');
     }
-    if (bodyKind === 'json' && op?.bodyKind === 'json' && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+    if (
+      bodyKind === 'json' &&
+      op?.bodyKind === 'json' &&
+      (typeof body !== 'object' || body === null || Array.isArray(body))
+    ) {
       return fail(400, 'Format error in JSON body: expected a JSON object', 'refused');
     }
 
@@ -339,7 +371,13 @@ export class QdrantDouble {
       const envelope = { result, status: 'ok', time: 0.0001 };
       const problem = op?.checkResponse(200, envelope);
       if (problem) {
-        this.violations.push({ kind: 'bad-response', method, path: url.pathname, status: 200, message: `the double's own response breaks the spec: ${problem}` });
+        this.violations.push({
+          kind: 'bad-response',
+          method,
+          path: url.pathname,
+          status: 200,
+          message: `the double's own response breaks the spec: ${problem}`,
+        });
       }
       send(200, envelope);
     } catch (error) {
@@ -408,7 +446,8 @@ export class QdrantDouble {
 
   private fullSnapshotPath(name: string): string {
     const file = path.join(this.snapshotDir, 'full', path.basename(name));
-    if (path.basename(name) !== name || !statSafe(file)) throw new QdrantError(404, `Not found: Snapshot ${name} not found`);
+    if (path.basename(name) !== name || !statSafe(file))
+      throw new QdrantError(404, `Not found: Snapshot ${name} not found`);
     return file;
   }
 
@@ -424,7 +463,9 @@ export class QdrantDouble {
     const file = path.join(dir, name);
     const stat = statSync(file);
     const checksumFile = path.join(dir, `${name}.checksum`);
-    const checksum = statSafe(checksumFile) ? readFileSync(checksumFile, 'utf8') : createHash('sha256').update(readFileSync(file)).digest('hex');
+    const checksum = statSafe(checksumFile)
+      ? readFileSync(checksumFile, 'utf8')
+      : createHash('sha256').update(readFileSync(file)).digest('hex');
     return { name, creation_time: new Date(stat.mtimeMs).toISOString().slice(0, 19), size: stat.size, checksum };
   }
 
@@ -437,7 +478,8 @@ export class QdrantDouble {
 
   private snapshotFile(collection: string, name: string): string {
     const file = path.join(this.collectionSnapshotDir(collection), path.basename(name));
-    if (path.basename(name) !== name || !statSafe(file)) throw new QdrantError(404, `Not found: Snapshot ${name} not found`);
+    if (path.basename(name) !== name || !statSafe(file))
+      throw new QdrantError(404, `Not found: Snapshot ${name} not found`);
     return file;
   }
 
@@ -451,18 +493,22 @@ export class QdrantDouble {
       if (!statSafe(file)) throw new QdrantError(404, `Not found: Snapshot file ${file} does not exist`);
       return readFileSync(file);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new QdrantError(400, `Bad request: unsupported snapshot location ${location}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new QdrantError(400, `Bad request: unsupported snapshot location ${location}`);
     // Tests may only talk to loopback; the real server would download from anywhere.
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) throw new DoubleGap(`the double downloads snapshots only from loopback, not ${url.hostname}`);
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname))
+      throw new DoubleGap(`the double downloads snapshots only from loopback, not ${url.hostname}`);
     const response = await fetch(url, { headers: typeof apiKey === 'string' ? { 'api-key': apiKey } : {} });
-    if (!response.ok) throw new QdrantError(400, `Bad request: failed to download snapshot from ${location}: ${response.status}`);
+    if (!response.ok)
+      throw new QdrantError(400, `Bad request: failed to download snapshot from ${location}: ${response.status}`);
     return Buffer.from(await response.arrayBuffer());
   }
 
   private recover(collection: string, bytes: Buffer, checksum: unknown): boolean {
     if (typeof checksum === 'string') {
       const actual = createHash('sha256').update(bytes).digest('hex');
-      if (actual !== checksum.toLowerCase()) throw new QdrantError(400, `Checksum mismatch: expected ${checksum}, actual ${actual}`);
+      if (actual !== checksum.toLowerCase())
+        throw new QdrantError(400, `Checksum mismatch: expected ${checksum}, actual ${actual}`);
     }
     this.applyPending();
     this.state.recoverCollection(collection, bytes);
@@ -475,7 +521,9 @@ export class QdrantDouble {
       setImmediate(() => {
         Promise.resolve()
           .then(run)
-          .catch((error: Error) => console.error(`[qdrant-double] snapshot operation without wait failed: ${error.message}`));
+          .catch((error: Error) =>
+            console.error(`[qdrant-double] snapshot operation without wait failed: ${error.message}`),
+          );
       });
       return new RawResponse(202, JSON.stringify({ status: 'accepted', time: 0 }), 'application/json');
     }
@@ -486,27 +534,64 @@ export class QdrantDouble {
 
   private buildRoutes(): Route[] {
     const s = this.state;
-    const collection = (ctx: Context) => s.resolve(ctx.params.collection_name!);
+    const collection = (ctx: Context) => s.resolve(ctx.params.collection_name);
     return [
       {
         method: 'GET',
         path: '/',
         operationId: 'root',
         // Qdrant answers / with the bare version object, not the usual {result, status, time} envelope.
-        handler: () => new RawResponse(200, JSON.stringify({ title: 'qdrant - vector search engine', version: QDRANT_VERSION, commit: 'qdrant-double' }), 'application/json'),
+        handler: () =>
+          new RawResponse(
+            200,
+            JSON.stringify({
+              title: 'qdrant - vector search engine',
+              version: QDRANT_VERSION,
+              commit: 'qdrant-double',
+            }),
+            'application/json',
+          ),
       },
-      { method: 'GET', path: '/healthz', operationId: 'healthz', public: true, handler: () => new RawResponse(200, 'healthz check passed', 'text/plain') },
-      { method: 'GET', path: '/livez', operationId: 'livez', public: true, handler: () => new RawResponse(200, 'livez check passed', 'text/plain') },
-      { method: 'GET', path: '/readyz', operationId: 'readyz', public: true, handler: () => new RawResponse(200, 'all shards are ready', 'text/plain') },
-      { method: 'GET', path: '/collections', operationId: 'get_collections', handler: () => ({ collections: [...s.collections.keys()].map((name) => ({ name })) }) },
-      { method: 'GET', path: '/collections/{collection_name}', operationId: 'get_collection', handler: (ctx) => s.info(collection(ctx)) },
+      {
+        method: 'GET',
+        path: '/healthz',
+        operationId: 'healthz',
+        public: true,
+        handler: () => new RawResponse(200, 'healthz check passed', 'text/plain'),
+      },
+      {
+        method: 'GET',
+        path: '/livez',
+        operationId: 'livez',
+        public: true,
+        handler: () => new RawResponse(200, 'livez check passed', 'text/plain'),
+      },
+      {
+        method: 'GET',
+        path: '/readyz',
+        operationId: 'readyz',
+        public: true,
+        handler: () => new RawResponse(200, 'all shards are ready', 'text/plain'),
+      },
+      {
+        method: 'GET',
+        path: '/collections',
+        operationId: 'get_collections',
+        handler: () => ({ collections: [...s.collections.keys()].map((name) => ({ name })) }),
+      },
+      {
+        method: 'GET',
+        path: '/collections/{collection_name}',
+        operationId: 'get_collection',
+        handler: (ctx) => s.info(collection(ctx)),
+      },
       {
         method: 'PUT',
         path: '/collections/{collection_name}',
         operationId: 'create_collection',
         handler: (ctx) => {
           this.applyPending();
-          s.createCollection(ctx.params.collection_name!, ctx.body);
+          s.createCollection(ctx.params.collection_name, ctx.body);
           return true;
         },
       },
@@ -516,7 +601,7 @@ export class QdrantDouble {
         operationId: 'delete_collection',
         handler: (ctx) => {
           this.applyPending();
-          return s.deleteCollection(ctx.params.collection_name!);
+          return s.deleteCollection(ctx.params.collection_name);
         },
       },
       {
@@ -524,7 +609,9 @@ export class QdrantDouble {
         path: '/collections/{collection_name}/exists',
         operationId: 'collection_exists',
         // Qdrant answers through get_collection, which resolves aliases.
-        handler: (ctx) => ({ exists: s.collections.has(s.aliases.get(ctx.params.collection_name!) ?? ctx.params.collection_name!) }),
+        handler: (ctx) => ({
+          exists: s.collections.has(s.aliases.get(ctx.params.collection_name) ?? ctx.params.collection_name),
+        }),
       },
       {
         method: 'POST',
@@ -536,7 +623,12 @@ export class QdrantDouble {
           return true;
         },
       },
-      { method: 'GET', path: '/aliases', operationId: 'get_collections_aliases', handler: () => ({ aliases: s.aliasesOf() }) },
+      {
+        method: 'GET',
+        path: '/aliases',
+        operationId: 'get_collections_aliases',
+        handler: () => ({ aliases: s.aliasesOf() }),
+      },
       {
         method: 'GET',
         path: '/collections/{collection_name}/aliases',
@@ -564,7 +656,12 @@ export class QdrantDouble {
           return this.write(ctx, () => s.upsert(c, points));
         },
       },
-      { method: 'POST', path: '/collections/{collection_name}/points', operationId: 'get_points', handler: (ctx) => s.retrieve(collection(ctx), ctx.body) },
+      {
+        method: 'POST',
+        path: '/collections/{collection_name}/points',
+        operationId: 'get_points',
+        handler: (ctx) => s.retrieve(collection(ctx), ctx.body),
+      },
       {
         method: 'POST',
         path: '/collections/{collection_name}/points/delete',
@@ -595,7 +692,12 @@ export class QdrantDouble {
           return this.write(ctx, () => s.setPayload(c, ctx.body, true));
         },
       },
-      { method: 'POST', path: '/collections/{collection_name}/points/scroll', operationId: 'scroll_points', handler: (ctx) => s.scroll(collection(ctx), ctx.body) },
+      {
+        method: 'POST',
+        path: '/collections/{collection_name}/points/scroll',
+        operationId: 'scroll_points',
+        handler: (ctx) => s.scroll(collection(ctx), ctx.body),
+      },
       {
         method: 'POST',
         path: '/collections/{collection_name}/points/count',
@@ -607,9 +709,11 @@ export class QdrantDouble {
         path: '/collections/{collection_name}/points/query/groups',
         operationId: 'query_points_groups',
         handler: (ctx) => {
-          const query = ctx.body.query as unknown;
-          const vector = query && typeof query === 'object' && !Array.isArray(query) && 'nearest' in query ? (query as { nearest: unknown }).nearest : query;
-          if (vector === undefined || vector === null) throw new DoubleGap('query/groups without a query vector is not implemented by the double');
+          const query = ctx.body.query;
+          const vector =
+            query && typeof query === 'object' && !Array.isArray(query) && 'nearest' in query ? query.nearest : query;
+          if (vector === undefined || vector === null)
+            throw new DoubleGap('query/groups without a query vector is not implemented by the double');
           return s.groups(collection(ctx), ctx.body, vector);
         },
       },
@@ -642,7 +746,12 @@ export class QdrantDouble {
         method: 'GET',
         path: '/collections/{collection_name}/snapshots/{snapshot_name}',
         operationId: 'get_snapshot',
-        handler: (ctx) => new RawResponse(200, readFileSync(this.snapshotFile(collection(ctx).name, ctx.params.snapshot_name!)), 'application/octet-stream'),
+        handler: (ctx) =>
+          new RawResponse(
+            200,
+            readFileSync(this.snapshotFile(collection(ctx).name, ctx.params.snapshot_name)),
+            'application/octet-stream',
+          ),
       },
       {
         method: 'DELETE',
@@ -650,7 +759,7 @@ export class QdrantDouble {
         operationId: 'delete_snapshot',
         write: true,
         handler: (ctx) => {
-          const file = this.snapshotFile(collection(ctx).name, ctx.params.snapshot_name!);
+          const file = this.snapshotFile(collection(ctx).name, ctx.params.snapshot_name);
           return this.snapshotOperation(ctx, () => {
             rmSync(file, { force: true });
             rmSync(`${file}.checksum`, { force: true });
@@ -666,9 +775,10 @@ export class QdrantDouble {
         handler: async (ctx) => {
           const form = await parseMultipart(ctx);
           const file = form.get('snapshot');
-          if (!(file instanceof Blob)) throw new QdrantError(400, 'Multipart form error: field `snapshot` (a file) is missing', true);
+          if (!(file instanceof Blob))
+            throw new QdrantError(400, 'Multipart form error: field `snapshot` (a file) is missing', true);
           const bytes = Buffer.from(await file.arrayBuffer());
-          const name = ctx.params.collection_name!;
+          const name = ctx.params.collection_name;
           const uploadedName = path.basename((file as File).name || '') || `${randomUUID()}.snapshot`;
           writeFileSync(path.join(this.collectionSnapshotDir(name), uploadedName), bytes);
           return this.snapshotOperation(ctx, () => this.recover(name, bytes, ctx.query.get('checksum') ?? undefined));
@@ -681,12 +791,18 @@ export class QdrantDouble {
         write: true,
         handler: async (ctx) => {
           const location = ctx.body.location;
-          if (typeof location !== 'string') throw new QdrantError(400, 'Format error in JSON body: missing field `location`', true);
+          if (typeof location !== 'string')
+            throw new QdrantError(400, 'Format error in JSON body: missing field `location`', true);
           const bytes = await this.fetchSnapshot(location, ctx.body.api_key);
-          return this.snapshotOperation(ctx, () => this.recover(ctx.params.collection_name!, bytes, ctx.body.checksum));
+          return this.snapshotOperation(ctx, () => this.recover(ctx.params.collection_name, bytes, ctx.body.checksum));
         },
       },
-      { method: 'GET', path: '/snapshots', operationId: 'list_full_snapshots', handler: () => this.listSnapshots(path.join(this.snapshotDir, 'full')) },
+      {
+        method: 'GET',
+        path: '/snapshots',
+        operationId: 'list_full_snapshots',
+        handler: () => this.listSnapshots(path.join(this.snapshotDir, 'full')),
+      },
       {
         method: 'POST',
         path: '/snapshots',
@@ -696,14 +812,21 @@ export class QdrantDouble {
           this.applyPending();
           const bytes = s.fullSnapshot();
           const name = `full-snapshot-${this.snapshotTime().stamp}.snapshot`;
-          return this.snapshotOperation(ctx, () => this.writeSnapshot(path.join(this.snapshotDir, 'full'), name, bytes));
+          return this.snapshotOperation(ctx, () =>
+            this.writeSnapshot(path.join(this.snapshotDir, 'full'), name, bytes),
+          );
         },
       },
       {
         method: 'GET',
         path: '/snapshots/{snapshot_name}',
         operationId: 'get_full_snapshot',
-        handler: (ctx) => new RawResponse(200, readFileSync(this.fullSnapshotPath(ctx.params.snapshot_name!)), 'application/octet-stream'),
+        handler: (ctx) =>
+          new RawResponse(
+            200,
+            readFileSync(this.fullSnapshotPath(ctx.params.snapshot_name)),
+            'application/octet-stream',
+          ),
       },
       {
         method: 'DELETE',
@@ -711,7 +834,7 @@ export class QdrantDouble {
         operationId: 'delete_full_snapshot',
         write: true,
         handler: (ctx) => {
-          const file = this.fullSnapshotPath(ctx.params.snapshot_name!);
+          const file = this.fullSnapshotPath(ctx.params.snapshot_name);
           return this.snapshotOperation(ctx, () => {
             rmSync(file, { force: true });
             rmSync(`${file}.checksum`, { force: true });
@@ -733,11 +856,11 @@ function templateMatch(template: string, pathname: string): Record<string, strin
   if (want.length !== got.length) return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < want.length; i++) {
-    const segment = want[i]!;
+    const segment = want[i];
     if (segment.startsWith('{') && segment.endsWith('}')) {
       if (got[i] === '') return undefined;
       try {
-        params[segment.slice(1, -1)] = decodeURIComponent(got[i]!);
+        params[segment.slice(1, -1)] = decodeURIComponent(got[i]);
       } catch {
         return undefined;
       }
@@ -762,7 +885,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new Error(`Payload too large: the request body is larger than allowed (limit: ${limit} bytes)`);
+    if (size > limit)
+      throw new Error(`Payload too large: the request body is larger than allowed (limit: ${limit} bytes)`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -770,9 +894,14 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 /** Parses multipart/form-data with the platform's own parser (undici's Request.formData). */
 async function parseMultipart(ctx: Context): Promise<FormData> {
-  if (!ctx.contentType?.startsWith('multipart/form-data')) throw new QdrantError(400, 'Content type error: expected multipart/form-data', true);
+  if (!ctx.contentType?.startsWith('multipart/form-data'))
+    throw new QdrantError(400, 'Content type error: expected multipart/form-data', true);
   try {
-    return await new Request('http://double/', { method: 'POST', headers: { 'content-type': ctx.contentType }, body: ctx.raw }).formData();
+    return await new Request('http://double/', {
+      method: 'POST',
+      headers: { 'content-type': ctx.contentType },
+      body: ctx.raw,
+    }).formData();
   } catch (error) {
     throw new QdrantError(400, `Multipart form error: ${(error as Error).message}`, true);
   }

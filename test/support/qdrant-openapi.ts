@@ -80,7 +80,8 @@ export function loadQdrantOpenApi(specPath: string = defaultSpecPath): LoadedSpe
       : {
           skipped:
             `Qdrant OpenAPI spec not found at ${specPath} (../shared is absent): the Qdrant double checks only ` +
-            `routes, required fields and vector widths by hand, not every request against Qdrant ${QDRANT_VERSION}'s schema.`,
+            `routes, required fields and vector widths by hand, not every request against Qdrant ` +
+            `${QDRANT_VERSION}'s schema.`,
         };
     cache.set(specPath, loaded);
   }
@@ -117,7 +118,11 @@ function convert(node: Json): Json {
       if (Array.isArray(out.enum)) out.enum = [...out.enum, null];
     } else if (out.$ref !== undefined || out.anyOf !== undefined) {
       const { description, default: dflt, ...rest } = out;
-      return { ...(description !== undefined ? { description } : {}), ...(dflt !== undefined ? { default: dflt } : {}), anyOf: [rest, { type: 'null' }] };
+      return {
+        ...(description !== undefined ? { description } : {}),
+        ...(dflt !== undefined ? { default: dflt } : {}),
+        anyOf: [rest, { type: 'null' }],
+      };
     } else if (out.type === undefined) {
       // `{"nullable": true}` alone is how the spec spells "or null" inside anyOf.
       out.type = 'null';
@@ -140,10 +145,8 @@ const NUMBER_FORMATS: Record<string, (value: number) => boolean> = {
 function newAjv(coerceTypes: boolean): Ajv {
   const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes, validateFormats: true });
   // ajv-formats is CommonJS; its default export arrives wrapped under NodeNext.
-  const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (
-    ajv: Ajv,
-    formats: string[],
-  ) => void;
+  const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
+    addFormatsModule) as unknown as (ajv: Ajv, formats: string[]) => void;
   addFormats(ajv, ['uuid', 'uri', 'date-time']);
   for (const [name, validate] of Object.entries(NUMBER_FORMATS)) ajv.addFormat(name, { type: 'number', validate });
   ajv.addFormat('partial-date-time', true);
@@ -153,13 +156,32 @@ function newAjv(coerceTypes: boolean): Ajv {
 
 // Range checks are `validator` rules in Qdrant (422 "Validation error"); everything else fails serde
 // deserialization first (400 "Format error").
-const RANGE_KEYWORDS = new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'minItems', 'maxItems', 'uniqueItems']);
+const RANGE_KEYWORDS = new Set([
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'uniqueItems',
+]);
 
 function describeErrors(errors: ErrorObject[] | null | undefined, where: string): SpecRefusal {
   const list = errors ?? [];
-  const text = list.map((e) => `${where}${e.instancePath || ''} ${e.message ?? e.keyword}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`).join('; ');
+  const text = list
+    .map(
+      (e) =>
+        `${where}${e.instancePath || ''} ` +
+        `${e.message ?? e.keyword}` +
+        (e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''),
+    )
+    .join('; ');
   const range = list.length > 0 && list.every((e) => RANGE_KEYWORDS.has(e.keyword));
-  return range ? { status: 422, error: `Validation error in JSON body: ${text}` } : { status: 400, error: `Format error in JSON body: ${text}` };
+  return range
+    ? { status: 422, error: `Validation error in JSON body: ${text}` }
+    : { status: 400, error: `Format error in JSON body: ${text}` };
 }
 
 function compile(raw: JsonObject): QdrantOpenApi {
@@ -202,7 +224,9 @@ function compile(raw: JsonObject): QdrantOpenApi {
       const parameters = operation.parameters ?? [];
       const pathSchema = {
         type: 'object',
-        properties: Object.fromEntries(parameters.filter((p) => p.in === 'path').map((p) => [p.name, convert(p.schema as Json)])),
+        properties: Object.fromEntries(
+          parameters.filter((p) => p.in === 'path').map((p) => [p.name, convert(p.schema as Json)]),
+        ),
       };
       const queryParameters = parameters.filter((p) => p.in === 'query');
       const querySchema = {
@@ -213,8 +237,12 @@ function compile(raw: JsonObject): QdrantOpenApi {
       const validatePath = queryAjv.compile(pathSchema);
       const validateQuery = queryAjv.compile(querySchema);
       const content = operation.requestBody?.content ?? {};
-      const bodyKind: OperationValidator['bodyKind'] = content['application/json'] ? 'json' : content['multipart/form-data'] ? 'multipart' : 'none';
-      const bodySchema = content['application/json']?.schema ? convert(content['application/json'].schema as Json) : undefined;
+      const bodyKind: OperationValidator['bodyKind'] = content['application/json']
+        ? 'json'
+        : content['multipart/form-data']
+          ? 'multipart'
+          : 'none';
+      const bodySchema = content['application/json']?.schema ? convert(content['application/json'].schema) : undefined;
       const validateBody: ValidateFunction | undefined = bodySchema ? ajv.compile(bodySchema as object) : undefined;
       const bodyKeys = bodySchema ? topLevelKeys(bodySchema) : undefined;
       const responseSchema = operation.responses['200']?.content?.['application/json']?.schema;
@@ -236,7 +264,12 @@ function compile(raw: JsonObject): QdrantOpenApi {
             if (!(key in querySchema.properties)) {
               // Real Qdrant ignores unknown query parameters; a misspelled `wait` would then silently
               // not wait. The double refuses them so that such a request cannot pass a test.
-              return { status: 400, error: `Query deserialize error: unknown parameter \`${key}\` (the double refuses what Qdrant ${QDRANT_VERSION} would silently ignore)` };
+              return {
+                status: 400,
+                error:
+                  `Query deserialize error: unknown parameter \`${key}\` (the double refuses what Qdrant ` +
+                  `${QDRANT_VERSION} would silently ignore)`,
+              };
             }
             if (values.length > 1) return { status: 400, error: `Query deserialize error: duplicate field \`${key}\`` };
             query[key] = values[0];
@@ -245,25 +278,40 @@ function compile(raw: JsonObject): QdrantOpenApi {
             // serde_urlencoded reads booleans only as `true`/`false`; ajv would also coerce 1/0.
             const schema = (querySchema.properties as Record<string, JsonObject>)[key];
             if (schema?.type === 'boolean' && value !== 'true' && value !== 'false') {
-              return { status: 400, error: `Query deserialize error: invalid value for \`${key}\`: ${JSON.stringify(value)} is not true or false` };
+              return {
+                status: 400,
+                error:
+                  `Query deserialize error: invalid value for \`${key}\`: ${JSON.stringify(value)} is not ` +
+                  `true or false`,
+              };
             }
           }
-          if (!validateQuery(query)) return { status: 400, error: `Query deserialize error: ${queryAjv.errorsText(validateQuery.errors)}` };
+          if (!validateQuery(query))
+            return { status: 400, error: `Query deserialize error: ${queryAjv.errorsText(validateQuery.errors)}` };
           if (bodyKind === 'json') {
             // actix's Json extractor needs a body even where the spec leaves requestBody optional.
-            if (!parts.hasBody) return { status: 400, error: 'Json deserialize error: EOF while parsing a value at line 1 column 0' };
-            if (!parts.contentType?.startsWith('application/json')) return { status: 400, error: 'Content type error: expected application/json' };
+            if (!parts.hasBody)
+              return { status: 400, error: 'Json deserialize error: EOF while parsing a value at line 1 column 0' };
+            if (!parts.contentType?.startsWith('application/json'))
+              return { status: 400, error: 'Content type error: expected application/json' };
             if (!validateBody!(parts.body)) return describeErrors(validateBody!.errors, 'body');
             if (bodyKeys && parts.body && typeof parts.body === 'object' && !Array.isArray(parts.body)) {
               const unknown = Object.keys(parts.body).filter((key) => !bodyKeys.has(key));
               if (unknown.length > 0) {
                 // Qdrant ignores most unknown fields; an ignored field is a bug in the caller, so the
                 // double refuses it.
-                return { status: 400, error: `Format error in JSON body: unknown field(s) ${unknown.map((k) => `\`${k}\``).join(', ')} (the double refuses what Qdrant ${QDRANT_VERSION} would silently ignore)` };
+                return {
+                  status: 400,
+                  error:
+                    `Format error in JSON body: unknown field(s) ` +
+                    `${unknown.map((k) => `\`${k}\``).join(', ')} (the double refuses what Qdrant ` +
+                    `${QDRANT_VERSION} would silently ignore)`,
+                };
               }
             }
           } else if (bodyKind === 'multipart') {
-            if (!parts.contentType?.startsWith('multipart/form-data')) return { status: 400, error: 'Content type error: expected multipart/form-data' };
+            if (!parts.contentType?.startsWith('multipart/form-data'))
+              return { status: 400, error: 'Content type error: expected multipart/form-data' };
           }
           return undefined;
         },
@@ -277,7 +325,7 @@ function compile(raw: JsonObject): QdrantOpenApi {
   }
   const byRoute = new Map(operations.map((op) => [`${op.method} ${op.pathTemplate}`, op]));
   return {
-    version: String((raw.info as JsonObject).version),
+    version: String((raw.info as JsonObject).version as string),
     operations,
     find: (method, pathTemplate) => byRoute.get(`${method.toUpperCase()} ${pathTemplate}`),
   };

@@ -45,9 +45,9 @@ function cosine(a: Float32Array, b: Float32Array): number {
   let na = 0;
   let nb = 0;
   for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
   }
   return dot / Math.sqrt(na * nb);
 }
@@ -68,9 +68,14 @@ function seededVector(dim: number, seed: number): Float32Array {
   });
 }
 
-const byImageId = (a: { imageId: string }, b: { imageId: string }) => (a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0);
+const byImageId = (a: { imageId: string }, b: { imageId: string }) =>
+  a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0;
 
-export function describeStoreContract(label: string, open: () => Promise<OpenedStore>, options: StoreContractOptions = {}): void {
+export function describeStoreContract(
+  label: string,
+  open: () => Promise<OpenedStore>,
+  options: StoreContractOptions = {},
+): void {
   if (options.skip) console.warn(`[store contract] ${label}: skipped — ${options.skip}`);
   const title = options.skip ? `store contract: ${label} (skipped: ${options.skip})` : `store contract: ${label}`;
 
@@ -100,17 +105,20 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
     const aliasName = (suffix: string) => `${prefix}_alias_${suffix}`;
 
     describe('collections', () => {
-      it('createCollection records width and model; info and listCollections report them with the point count', async () => {
-        const name = await newCollection(4, 'model-a');
-        const other = await newCollection(7, 'model-b');
-        expect(await store.collection(name).info()).toEqual({ name, dim: 4, model: 'model-a', points: 0 });
-        await store.collection(other).upsert(makeRecord('item', 1), seededVector(7, 1));
-        const listed = (await store.listCollections()).filter((c) => c.name.startsWith(prefix));
-        expect(listed).toEqual([
-          { name, dim: 4, model: 'model-a', points: 0 },
-          { name: other, dim: 7, model: 'model-b', points: 1 },
-        ]);
-      });
+      it(
+        'createCollection records width and model; info and listCollections report them with the point ' + 'count',
+        async () => {
+          const name = await newCollection(4, 'model-a');
+          const other = await newCollection(7, 'model-b');
+          expect(await store.collection(name).info()).toEqual({ name, dim: 4, model: 'model-a', points: 0 });
+          await store.collection(other).upsert(makeRecord('item', 1), seededVector(7, 1));
+          const listed = (await store.listCollections()).filter((c) => c.name.startsWith(prefix));
+          expect(listed).toEqual([
+            { name, dim: 4, model: 'model-a', points: 0 },
+            { name: other, dim: 7, model: 'model-b', points: 1 },
+          ]);
+        },
+      );
 
       it('an unknown name has no info and reads as empty; writes and searches on it are refused', async () => {
         const missing = store.collection(`${prefix}_missing`);
@@ -132,18 +140,21 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         expect(await store.listAliases()).toMatchObject({ [alias]: name });
       });
 
-      it('deleteCollection removes the collection, its points and its aliases; an unknown name is a no-op', async () => {
-        const name = await newCollection();
-        const alias = aliasName('gone');
-        await store.collection(name).upsert(makeRecord('a', 1), vec(1, 0, 0, 0));
-        await store.setAlias(alias, name);
-        await store.deleteCollection(name);
-        expect(await store.collection(name).info()).toBeUndefined();
-        expect(await store.collection(alias).info()).toBeUndefined();
-        expect(await store.listAliases()).not.toHaveProperty(alias);
-        expect((await store.listCollections()).map((c) => c.name)).not.toContain(name);
-        await expect(store.deleteCollection(`${prefix}_never_existed`)).resolves.toBeUndefined();
-      });
+      it(
+        'deleteCollection removes the collection, its points and its aliases; an unknown name is a ' + 'no-op',
+        async () => {
+          const name = await newCollection();
+          const alias = aliasName('gone');
+          await store.collection(name).upsert(makeRecord('a', 1), vec(1, 0, 0, 0));
+          await store.setAlias(alias, name);
+          await store.deleteCollection(name);
+          expect(await store.collection(name).info()).toBeUndefined();
+          expect(await store.collection(alias).info()).toBeUndefined();
+          expect(await store.listAliases()).not.toHaveProperty(alias);
+          expect((await store.listCollections()).map((c) => c.name)).not.toContain(name);
+          await expect(store.deleteCollection(`${prefix}_never_existed`)).resolves.toBeUndefined();
+        },
+      );
     });
 
     describe('points', () => {
@@ -152,26 +163,38 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         const first = makeRecord('item-1', 1);
         await c.upsert(first, vec(1, 2, 3, 4));
         expect(await c.image(first.imageId)).toEqual(first);
-        const replaced = { ...first, itemName: null, itemCode: null, file: 'zz/other.png', bytes: 77, createdAt: '2025-02-03T04:05:06.007Z' };
+        const replaced = {
+          ...first,
+          itemName: null,
+          itemCode: null,
+          file: 'zz/other.png',
+          bytes: 77,
+          createdAt: '2025-02-03T04:05:06.007Z',
+        };
         await c.upsert(replaced, vec(4, 3, 2, 1));
         await c.upsert(replaced, vec(4, 3, 2, 1));
         expect(await c.count()).toBe(1);
         expect(await c.image(first.imageId)).toEqual(replaced);
         expect(await c.itemImages('item-1')).toEqual([replaced]);
         const [match] = await c.searchItems(vec(4, 3, 2, 1), 5);
-        expect(match!.score).toBeCloseTo(1, 5);
+        expect(match.score).toBeCloseTo(1, 5);
         expect(await c.image(randomUUID())).toBeUndefined();
       });
 
       it('upsertMany writes 600 points (more than one request batch) and each is readable', async () => {
         const c = store.collection(await newCollection());
-        const points = Array.from({ length: 600 }, (_, i) => ({ record: makeRecord(`item-${i % 50}`, i), vector: seededVector(4, i + 1) }));
+        const points = Array.from({ length: 600 }, (_, i) => ({
+          record: makeRecord(`item-${i % 50}`, i),
+          vector: seededVector(4, i + 1),
+        }));
         await c.upsertMany(points);
         expect(await c.count()).toBe(600);
         expect((await c.info())!.points).toBe(600);
-        const sample = points[437]!.record;
+        const sample = points[437].record;
         expect(await c.image(sample.imageId)).toEqual(sample);
-        expect((await c.itemImages('item-7')).map((r) => r.imageId)).toEqual(points.filter((p) => p.record.itemId === 'item-7').map((p) => p.record.imageId));
+        expect((await c.itemImages('item-7')).map((r) => r.imageId)).toEqual(
+          points.filter((p) => p.record.itemId === 'item-7').map((p) => p.record.imageId),
+        );
         await expect(c.upsertMany([])).resolves.toBeUndefined();
       });
 
@@ -232,7 +255,9 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         const alias = aliasName('wipe');
         await store.setAlias(alias, name);
         const c = store.collection(alias);
-        await c.upsertMany(Array.from({ length: 20 }, (_, i) => ({ record: makeRecord(`i${i}`, i), vector: seededVector(4, i + 1) })));
+        await c.upsertMany(
+          Array.from({ length: 20 }, (_, i) => ({ record: makeRecord(`i${i}`, i), vector: seededVector(4, i + 1) })),
+        );
         await c.deleteAll();
         expect(await c.count()).toBe(0);
         expect(await c.info()).toEqual({ name, dim: 4, model: MODEL, points: 0 });
@@ -242,20 +267,32 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         expect(await store.collection(name).itemImages('after')).toEqual([again]);
       });
 
-      it('item ids with slashes, dot segments, unicode, quotes and 500 characters round-trip through payloads and filters', async () => {
-        const c = store.collection(await newCollection());
-        const ids = ['a/b/../c', '../../etc/passwd', 'ünïcödé 商品 🛒', 'quote"\'\\back`$(x)', '  spaced  ', 'x'.repeat(500), 'x'.repeat(499)];
-        const records = ids.map((id, i) => makeRecord(id, i, { itemName: `名前 ${i} /\\`, itemCode: `c/${i}` }));
-        await c.upsertMany(records.map((record, i) => ({ record, vector: seededVector(4, i + 10) })));
-        for (const [i, id] of ids.entries()) expect(await c.itemImages(id)).toEqual([records[i]]);
-        const found = await c.searchItems(seededVector(4, 12), ids.length);
-        expect(found.map((m) => m.record.itemId).sort()).toEqual([...ids].sort());
-        expect(found[0]!.record).toEqual(records[2]);
-        await c.deleteItem('x'.repeat(500));
-        expect(await c.itemImages('x'.repeat(500))).toEqual([]);
-        expect(await c.itemImages('x'.repeat(499))).toEqual([records[6]]);
-        expect(await c.count()).toBe(ids.length - 1);
-      });
+      it(
+        'item ids with slashes, dot segments, unicode, quotes and 500 characters round-trip through payloads ' +
+          'and filters',
+        async () => {
+          const c = store.collection(await newCollection());
+          const ids = [
+            'a/b/../c',
+            '../../etc/passwd',
+            'ünïcödé 商品 🛒',
+            'quote"\'\\back`$(x)',
+            '  spaced  ',
+            'x'.repeat(500),
+            'x'.repeat(499),
+          ];
+          const records = ids.map((id, i) => makeRecord(id, i, { itemName: `名前 ${i} /\\`, itemCode: `c/${i}` }));
+          await c.upsertMany(records.map((record, i) => ({ record, vector: seededVector(4, i + 10) })));
+          for (const [i, id] of ids.entries()) expect(await c.itemImages(id)).toEqual([records[i]]);
+          const found = await c.searchItems(seededVector(4, 12), ids.length);
+          expect(found.map((m) => m.record.itemId).sort()).toEqual([...ids].sort());
+          expect(found[0].record).toEqual(records[2]);
+          await c.deleteItem('x'.repeat(500));
+          expect(await c.itemImages('x'.repeat(500))).toEqual([]);
+          expect(await c.itemImages('x'.repeat(499))).toEqual([records[6]]);
+          expect(await c.count()).toBe(ids.length - 1);
+        },
+      );
     });
 
     describe('searchItems', () => {
@@ -271,17 +308,25 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         const results = await c.searchItems(query, 10);
         expect(results.map((r) => r.record)).toEqual([a2.record, b1.record, c1.record]);
         const expected = [a2, b1, c1].map((p) => cosine(query, p.vector));
-        results.forEach((r, i) => expect(r.score).toBeCloseTo(expected[i]!, 5));
-        expect(results[2]!.score).toBeLessThan(0);
+        results.forEach((r, i) => expect(r.score).toBeCloseTo(expected[i], 5));
+        expect(results[2].score).toBeLessThan(0);
         // Cosine ignores length: a scaled query scores the same.
-        const scaled = await c.searchItems(query.map((x) => x * 7), 10);
-        scaled.forEach((r, i) => expect(r.score).toBeCloseTo(expected[i]!, 5));
+        const scaled = await c.searchItems(
+          query.map((x) => x * 7),
+          10,
+        );
+        scaled.forEach((r, i) => expect(r.score).toBeCloseTo(expected[i], 5));
       });
 
       it('limit caps the number of items; an empty collection or a limit of 0 gives []', async () => {
         const c = store.collection(await newCollection());
         expect(await c.searchItems(vec(1, 0, 0, 0), 5)).toEqual([]);
-        await c.upsertMany(Array.from({ length: 30 }, (_, i) => ({ record: makeRecord(`item-${i % 10}`, i), vector: seededVector(4, i + 1) })));
+        await c.upsertMany(
+          Array.from({ length: 30 }, (_, i) => ({
+            record: makeRecord(`item-${i % 10}`, i),
+            vector: seededVector(4, i + 1),
+          })),
+        );
         const query = seededVector(4, 99);
         const top3 = await c.searchItems(query, 3);
         expect(top3).toHaveLength(3);
@@ -289,18 +334,24 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         expect(all).toHaveLength(10);
         expect(new Set(all.map((r) => r.record.itemId)).size).toBe(10);
         expect(top3.map((r) => r.record)).toEqual(all.slice(0, 3).map((r) => r.record));
-        for (let i = 1; i < all.length; i++) expect(all[i - 1]!.score).toBeGreaterThanOrEqual(all[i]!.score);
+        for (let i = 1; i < all.length; i++) expect(all[i - 1].score).toBeGreaterThanOrEqual(all[i].score);
         expect(await c.searchItems(query, 0)).toEqual([]);
       });
 
       it('finds the exact image at the production width (1280) with score 1', async () => {
         const c = store.collection(await newCollection(1280));
-        const points = Array.from({ length: 40 }, (_, i) => ({ record: makeRecord(`p${i}`, i), vector: seededVector(1280, i + 1) }));
+        const points = Array.from({ length: 40 }, (_, i) => ({
+          record: makeRecord(`p${i}`, i),
+          vector: seededVector(1280, i + 1),
+        }));
         await c.upsertMany(points);
-        const [best, second] = await c.searchItems(points[17]!.vector, 2);
-        expect(best!.record).toEqual(points[17]!.record);
-        expect(best!.score).toBeCloseTo(1, 5);
-        expect(second!.score).toBeCloseTo(cosine(points[17]!.vector, points.find((p) => p.record.imageId === second!.record.imageId)!.vector), 5);
+        const [best, second] = await c.searchItems(points[17].vector, 2);
+        expect(best.record).toEqual(points[17].record);
+        expect(best.score).toBeCloseTo(1, 5);
+        expect(second.score).toBeCloseTo(
+          cosine(points[17].vector, points.find((p) => p.record.imageId === second.record.imageId)!.vector),
+          5,
+        );
       });
     });
 
@@ -318,7 +369,7 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
           sizes.push(page.points.length);
           for (const p of page.points) expect(p.vector).toBeUndefined();
           if (!page.next) break;
-          expect(page.next).toBe(page.points[page.points.length - 1]!.record.imageId);
+          expect(page.next).toBe(page.points[page.points.length - 1].record.imageId);
           after = page.next;
         }
         expect(sizes).toEqual([7, 7, 7, 4]);
@@ -340,13 +391,13 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         const c = store.collection(await newCollection());
         const vectors = [vec(3, 0, 4, 0), vec(1, 1, 1, 1), vec(-2, 0.5, 0, 9)];
         const records = vectors.map((_, i) => makeRecord('v', i));
-        await c.upsertMany(records.map((record, i) => ({ record, vector: vectors[i]! })));
+        await c.upsertMany(records.map((record, i) => ({ record, vector: vectors[i] })));
         const page = await c.scroll({ limit: 10, withVectors: true });
         expect(page.points).toHaveLength(3);
         for (const point of page.points) {
-          const original = vectors[records.findIndex((r) => r.imageId === point.record.imageId)]!;
+          const original = vectors[records.findIndex((r) => r.imageId === point.record.imageId)];
           expect(point.vector).toBeInstanceOf(Float32Array);
-          Array.from(point.vector!).forEach((x, i) => expect(x).toBeCloseTo(unit(original)[i]!, 5));
+          Array.from(point.vector!).forEach((x, i) => expect(x).toBeCloseTo(unit(original)[i], 5));
         }
       });
 
@@ -374,7 +425,7 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
         await viaAlias.upsert(record, vec(1, 0, 0, 0));
         expect(await viaAlias.info()).toEqual({ name, dim: 4, model: 'model-a', points: 1 });
         expect(await store.collection(name).image(record.imageId)).toEqual(record);
-        expect((await viaAlias.searchItems(vec(1, 0, 0, 0), 1))[0]!.record).toEqual(record);
+        expect((await viaAlias.searchItems(vec(1, 0, 0, 0), 1))[0].record).toEqual(record);
         expect((await store.listCollections()).map((c) => c.name)).not.toContain(alias);
       });
 
@@ -420,7 +471,11 @@ export function describeStoreContract(label: string, open: () => Promise<OpenedS
       it('ping answers and prepareIndex returns for a collection with points', async () => {
         await expect(store.ping()).resolves.toBeUndefined();
         const name = await newCollection();
-        await store.collection(name).upsertMany(Array.from({ length: 10 }, (_, i) => ({ record: makeRecord('i', i), vector: seededVector(4, i + 1) })));
+        await store
+          .collection(name)
+          .upsertMany(
+            Array.from({ length: 10 }, (_, i) => ({ record: makeRecord('i', i), vector: seededVector(4, i + 1) })),
+          );
         await expect(store.prepareIndex(name)).resolves.toBeUndefined();
         await expect(store.prepareIndex(`${prefix}_missing`)).rejects.toThrow();
       });

@@ -6,7 +6,14 @@ import type { Embedder } from '../embedding/embedder.js';
 import type { ModelRegistry } from '../embedding/registry.js';
 import { conflict, notFound, unavailable } from '../errors.js';
 import { imageFormat } from '../images/preprocess.js';
-import { collectionNameFor, type Collection, type CollectionInfo, type ImageRecord, type ItemMatch, type VectorStore } from '../store/port.js';
+import {
+  collectionNameFor,
+  type Collection,
+  type CollectionInfo,
+  type ImageRecord,
+  type ItemMatch,
+  type VectorStore,
+} from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock } from './keyed-lock.js';
 
@@ -73,21 +80,27 @@ export class Catalog {
     }
     if (info.dim !== dim) {
       throw new StartupError(
-        `Collection ${info.name} (addressed as ${alias}) holds ${info.dim}-d vectors, but the model ${name} (${options.models.defaultPath}) makes ${dim}-d vectors. ` +
-          `Nothing was changed. Re-embed the stored images with: ${MIGRATE_HINT}, or point MODEL_PATH at the model the collection was built with.`,
+        `Collection ${info.name} (addressed as ${alias}) holds ${info.dim}-d vectors, but the model ${name} ` +
+          `(${options.models.defaultPath}) makes ${dim}-d vectors. ` +
+          `Nothing was changed. Re-embed the stored images with: ${MIGRATE_HINT}, or point MODEL_PATH at the ` +
+          `model the collection was built with.`,
       );
     }
     if (info.model && info.model !== name) {
       throw new StartupError(
-        `Collection ${info.name} (addressed as ${alias}) was built with model ${info.model}, but MODEL_PATH is model ${name}; ` +
-          `their vectors are not comparable. Nothing was changed. Re-embed with: ${MIGRATE_HINT}, or set MODEL_PATH to ${info.model}.onnx.`,
+        `Collection ${info.name} (addressed as ${alias}) was built with model ${info.model}, but MODEL_PATH is ` +
+          `model ${name}; ` +
+          `their vectors are not comparable. Nothing was changed. Re-embed with: ${MIGRATE_HINT}, or set ` +
+          `MODEL_PATH to ${info.model}.onnx.`,
       );
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
     await catalog.recoverStaged(catalog.live.collection);
     // The first search should not pay for loading the index. Embedded: the work happens right here, before
     // the server listens. Qdrant: it indexes on its own and answers meanwhile; waiting is only logged.
-    store.prepareIndex(info.name).catch((error: unknown) => log.warn(`Index of ${info.name} not ready: ${(error as Error).message}`));
+    store
+      .prepareIndex(info.name)
+      .catch((error: unknown) => log.warn(`Index of ${info.name} not ready: ${(error as Error).message}`));
     return catalog;
   }
 
@@ -98,7 +111,10 @@ export class Catalog {
       const record = await collection.image(imageId);
       if (record) {
         await files.commit(imageId, record.file);
-        log.warn(`Recovered image ${imageId} of item ${JSON.stringify(record.itemId)} left in staging by an interrupted ingest.`);
+        log.warn(
+          `Recovered image ${imageId} of item ${JSON.stringify(record.itemId)} left in staging by an ` +
+            `interrupted ingest.`,
+        );
       } else {
         await files.discard(imageId);
         log.warn(`Removed staged file ${imageId}: its ingest was interrupted before the point was written.`);
@@ -121,17 +137,29 @@ export class Catalog {
   private async resolveLive(): Promise<Live> {
     const { store, alias, models } = this.options;
     const info = await store.collection(alias).info();
-    if (!info) throw unavailable('collection_missing', `The collection ${alias} no longer exists in the store. Restart the service to create it, or restore a backup.`);
+    if (!info)
+      throw unavailable(
+        'collection_missing',
+        `The collection ${alias} no longer exists in the store. Restart the service to create it, or restore a backup.`,
+      );
     let embedder = this.live?.embedder ?? (await models.default());
     if (info.model && info.model !== embedder.manifest.name) {
       try {
         embedder = await models.byName(info.model);
       } catch (error) {
-        throw unavailable('model_unavailable', `The live collection ${info.name} uses model ${info.model}, which this server cannot load (${(error as Error).message}).`);
+        throw unavailable(
+          'model_unavailable',
+          `The live collection ${info.name} uses model ${info.model}, which this server cannot load ` +
+            `(${(error as Error).message}).`,
+        );
       }
     }
     if (embedder.manifest.dim !== info.dim) {
-      throw unavailable('model_mismatch', `The live collection ${info.name} holds ${info.dim}-d vectors but model ${embedder.manifest.name} makes ${embedder.manifest.dim}-d vectors. Run: ${MIGRATE_HINT}.`);
+      throw unavailable(
+        'model_mismatch',
+        `The live collection ${info.name} holds ${info.dim}-d vectors but model ${embedder.manifest.name} ` +
+          `makes ${embedder.manifest.dim}-d vectors. Run: ${MIGRATE_HINT}.`,
+      );
     }
     this.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
     return this.live;
@@ -159,7 +187,11 @@ export class Catalog {
     const live = await this.current();
     const itemExists = async () => (await live.collection.itemImages(fields.itemId)).length > 0;
     const exists = () =>
-      conflict('item_exists', `Item ${JSON.stringify(fields.itemId)} already exists. Add images with POST /items/{item_id}/images or delete it first.`);
+      conflict(
+        'item_exists',
+        `Item ${JSON.stringify(fields.itemId)} already exists. Add images with POST /items/{item_id}/images or ` +
+          `delete it first.`,
+      );
     if (await itemExists()) throw exists(); // fail fast, before the costly embedding
     const vector = await live.embedder.embed(bytes);
     return this.locks.run(fields.itemId, async () => {

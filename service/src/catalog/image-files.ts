@@ -14,7 +14,14 @@ const INCOMING = '.incoming';
 export const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 /** File extension for a detected image format. */
-const EXTENSIONS: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif: 'gif', tiff: 'tif', heif: 'heif' };
+const EXTENSIONS: Record<string, string> = {
+  jpeg: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  gif: 'gif',
+  tiff: 'tif',
+  heif: 'heif',
+};
 export const extensionFor = (format: string) => EXTENSIONS[format] ?? 'bin';
 
 async function writeDurably(file: string, bytes: Buffer): Promise<void> {

@@ -20,7 +20,7 @@ export class Embedder {
   }
 
   embed(bytes: Buffer): Promise<Float32Array> {
-    return this.queue.run(async () => (await this.model.run([await this.tensor(bytes)]))[0]!);
+    return this.queue.run(async () => (await this.model.run([await this.tensor(bytes)]))[0]);
   }
 
   /** Several images in one inference call (bulk work such as migration). Fails as a whole. */

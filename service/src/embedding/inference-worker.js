@@ -16,16 +16,19 @@ try {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
-  port.on('message', async (/** @type {{ id: number, input: string, output: string, data: Float32Array, dims: number[] }} */ job) => {
-    try {
-      const result = await session.run({ [job.input]: new ort.Tensor('float32', job.data, job.dims) }, [job.output]);
-      const tensor = result[job.output];
-      const data = /** @type {Float32Array} */ (tensor.data);
-      port.postMessage({ id: job.id, data, dims: tensor.dims }, [/** @type {ArrayBuffer} */ (data.buffer)]);
-    } catch (error) {
-      port.postMessage({ id: job.id, error: error instanceof Error ? error.message : String(error) });
-    }
-  });
+  port.on(
+    'message',
+    async (/** @type {{ id: number, input: string, output: string, data: Float32Array, dims: number[] }} */ job) => {
+      try {
+        const result = await session.run({ [job.input]: new ort.Tensor('float32', job.data, job.dims) }, [job.output]);
+        const tensor = result[job.output];
+        const data = /** @type {Float32Array} */ (tensor.data);
+        port.postMessage({ id: job.id, data, dims: tensor.dims }, [/** @type {ArrayBuffer} */ (data.buffer)]);
+      } catch (error) {
+        port.postMessage({ id: job.id, error: error instanceof Error ? error.message : String(error) });
+      }
+    },
+  );
   port.postMessage({ ready: true, inputNames: session.inputNames, outputNames: session.outputNames });
 } catch (error) {
   port.postMessage({ ready: false, error: error instanceof Error ? error.message : String(error) });

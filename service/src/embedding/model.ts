@@ -24,14 +24,18 @@ export async function readManifest(onnxPath: string): Promise<ModelManifest> {
   const path = sidecarPathOf(onnxPath);
   let parsed: Record<string, unknown>;
   try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
+    parsed = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new ModelError(`Cannot read the model sidecar ${path}: ${reason}. Every model needs NAME.json beside NAME.onnx (see models/README.md).`);
+    throw new ModelError(
+      `Cannot read the model sidecar ${path}: ${reason}. Every model needs NAME.json beside NAME.onnx (see ` +
+        `models/README.md).`,
+    );
   }
   const problems: string[] = [];
   const positiveInt = (key: string) => {
-    if (!Number.isInteger(parsed[key]) || (parsed[key] as number) <= 0) problems.push(`"${key}" must be a positive integer`);
+    if (!Number.isInteger(parsed[key]) || (parsed[key] as number) <= 0)
+      problems.push(`"${key}" must be a positive integer`);
   };
   for (const key of ['name', 'input', 'output']) {
     if (typeof parsed[key] !== 'string' || parsed[key] === '') problems.push(`"${key}" must be a non-empty string`);
@@ -39,7 +43,8 @@ export async function readManifest(onnxPath: string): Promise<ModelManifest> {
   ['dim', 'resize', 'crop'].forEach(positiveInt);
   if (!isTriple(parsed.mean)) problems.push('"mean" must be three numbers');
   if (!isTriple(parsed.std) || parsed.std.some((v) => v <= 0)) problems.push('"std" must be three positive numbers');
-  if (problems.length === 0 && (parsed.crop as number) > (parsed.resize as number)) problems.push('"crop" cannot exceed "resize"');
+  if (problems.length === 0 && (parsed.crop as number) > (parsed.resize as number))
+    problems.push('"crop" cannot exceed "resize"');
   if (problems.length > 0) throw new ModelError(`Invalid model sidecar ${path}: ${problems.join('; ')}.`);
   return parsed as unknown as ModelManifest;
 }
@@ -95,24 +100,36 @@ class InferencePool {
     private readonly names: { input: string; output: string },
   ) {}
 
-  static async start(path: string, options: { threads: number; workers: number }, names: { input: string; output: string }) {
+  static async start(
+    path: string,
+    options: { threads: number; workers: number },
+    names: { input: string; output: string },
+  ) {
     const pool = new InferencePool(path, options.threads, names);
     const started = await Promise.allSettled(Array.from({ length: options.workers }, () => pool.spawn()));
     const failure = started.find((result) => result.status === 'rejected');
     if (failure) {
       await pool.close();
-      throw (failure as PromiseRejectedResult).reason;
+      throw failure.reason;
     }
     return { pool, ...(started[0] as PromiseFulfilledResult<{ inputNames: string[]; outputNames: string[] }>).value };
   }
 
   private spawn(): Promise<{ inputNames: string[]; outputNames: string[] }> {
-    const worker = new Worker(new URL('./inference-worker.js', import.meta.url), { workerData: { path: this.path, threads: this.threads } });
+    const worker = new Worker(new URL('./inference-worker.js', import.meta.url), {
+      workerData: { path: this.path, threads: this.threads },
+    });
     return new Promise((resolve, reject) => {
       worker.once('message', (reply: WorkerReply) => {
         if (!reply.ready || this.closed) {
           void worker.terminate();
-          return reject(new ModelError(this.closed ? 'The model was closed while loading.' : `Cannot load the ONNX model ${this.path}: ${reply.error}`));
+          return reject(
+            new ModelError(
+              this.closed
+                ? 'The model was closed while loading.'
+                : `Cannot load the ONNX model ${this.path}: ${reply.error}`,
+            ),
+          );
         }
         worker.on('message', (message: WorkerReply) => this.finish(worker, message));
         this.members.add(worker);
@@ -137,7 +154,9 @@ class InferencePool {
       const worker = this.idle.pop()!;
       const job = this.waiting.shift()!;
       this.busy.set(worker, job);
-      worker.postMessage({ id: job.id, ...this.names, data: job.data, dims: job.dims }, [job.data.buffer as ArrayBuffer]);
+      worker.postMessage({ id: job.id, ...this.names, data: job.data, dims: job.dims }, [
+        job.data.buffer as ArrayBuffer,
+      ]);
     }
   }
 
@@ -194,10 +213,14 @@ export async function loadModel(onnxPath: string, options: { threads: number; wo
     new ModelError(`Model ${onnxPath} does not match its sidecar ${sidecarPathOf(onnxPath)}: ${what}.`);
   try {
     if (!inputNames.includes(manifest.input)) {
-      throw mismatch(`the sidecar names input "${manifest.input}" but the model's inputs are ${JSON.stringify(inputNames)}`);
+      throw mismatch(
+        `the sidecar names input "${manifest.input}" but the model's inputs are ${JSON.stringify(inputNames)}`,
+      );
     }
     if (!outputNames.includes(manifest.output)) {
-      throw mismatch(`the sidecar names output "${manifest.output}" but the model's outputs are ${JSON.stringify(outputNames)}`);
+      throw mismatch(
+        `the sidecar names output "${manifest.output}" but the model's outputs are ${JSON.stringify(outputNames)}`,
+      );
     }
   } catch (error) {
     await pool.close();

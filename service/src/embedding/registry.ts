@@ -30,7 +30,9 @@ export class ModelRegistry {
     const key = path.resolve(file);
     let pending = this.byPath.get(key);
     if (!pending) {
-      pending = loadModel(key, { threads: this.options.threads, workers: this.options.concurrency }).then((model) => new Embedder(model, this.queue, this.options.maxPixels));
+      pending = loadModel(key, { threads: this.options.threads, workers: this.options.concurrency }).then(
+        (model) => new Embedder(model, this.queue, this.options.maxPixels),
+      );
       pending.then(
         (embedder) => this.loaded.set(embedder.manifest.name, pending!),
         () => this.byPath.delete(key), // a failed load may be retried after the file is fixed

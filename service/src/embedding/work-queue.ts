@@ -28,7 +28,8 @@ export class WorkQueue {
       return await job();
     } finally {
       const next = this.waiting.shift();
-      if (next) next(); // hand the slot over directly, so `active` never drops below the real count
+      if (next)
+        next(); // hand the slot over directly, so `active` never drops below the real count
       else this.active--;
     }
   }

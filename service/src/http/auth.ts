@@ -23,10 +23,16 @@ export const apiKeyAuth = fp(
       if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
       const given = request.headers[API_KEY_HEADER];
       if (typeof given !== 'string' || given.length === 0) {
-        return sendError(reply, new ServiceError(401, 'unauthorized', 'Missing API key. Send it in the Image-Search-Api-Key header.'));
+        return sendError(
+          reply,
+          new ServiceError(401, 'unauthorized', 'Missing API key. Send it in the Image-Search-Api-Key header.'),
+        );
       }
       if (!timingSafeEqual(digest(given), expected)) {
-        return sendError(reply, new ServiceError(401, 'unauthorized', 'Wrong API key in the Image-Search-Api-Key header.'));
+        return sendError(
+          reply,
+          new ServiceError(401, 'unauthorized', 'Wrong API key in the Image-Search-Api-Key header.'),
+        );
       }
     });
   },

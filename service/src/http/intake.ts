@@ -16,14 +16,22 @@ export class ImageIntake {
 
   async read(request: FastifyRequest): Promise<ImageForm> {
     if (!request.isMultipart()) {
-      throw new ServiceError(415, 'multipart_required', 'Send the request as multipart/form-data with a `file` part or an `image_url` field.');
+      throw new ServiceError(
+        415,
+        'multipart_required',
+        'Send the request as multipart/form-data with a `file` part or an `image_url` field.',
+      );
     }
     const { fields, file } = await readParts(request);
     if (Object.hasOwn(fields, 'file')) {
-      throw badRequest('invalid_file', 'The `file` field must be an uploaded file (curl: -F "file=@photo.jpg"), not a text value.');
+      throw badRequest(
+        'invalid_file',
+        'The `file` field must be an uploaded file (curl: -F "file=@photo.jpg"), not a text value.',
+      );
     }
     const url = fields.image_url?.trim();
-    if (file && url) throw badRequest('ambiguous_image', 'Send either a `file` part or an `image_url` field, not both.');
+    if (file && url)
+      throw badRequest('ambiguous_image', 'Send either a `file` part or an `image_url` field, not both.');
     if (file) return { fields, bytes: file };
     if (url) return { fields, bytes: await fetchImage(url, this.urlPolicy) };
     throw badRequest('image_required', 'Send the image as a `file` part or an `image_url` field.');
@@ -37,7 +45,10 @@ async function readParts(request: FastifyRequest): Promise<{ fields: Record<stri
     for await (const part of request.parts()) {
       if (part.type === 'file') {
         if (part.fieldname !== 'file') {
-          throw badRequest('unexpected_file', `Unexpected file part ${JSON.stringify(part.fieldname)}; send the image as the part named \`file\`.`);
+          throw badRequest(
+            'unexpected_file',
+            `Unexpected file part ${JSON.stringify(part.fieldname)}; send the image as the part named \`file\`.`,
+          );
         }
         file = await part.toBuffer();
       } else {
@@ -50,7 +61,11 @@ async function readParts(request: FastifyRequest): Promise<{ fields: Record<stri
   } catch (error) {
     // Limit errors carry a Fastify code (mapped by the error handler); the parser's own errors do not.
     if (error instanceof ServiceError || (error as { code?: string }).code?.startsWith('FST_')) throw error;
-    throw badRequest('invalid_multipart', `The multipart body could not be read (${(error as Error).message}). Send a well-formed multipart/form-data request.`);
+    throw badRequest(
+      'invalid_multipart',
+      `The multipart body could not be read (${(error as Error).message}). Send a well-formed ` +
+        `multipart/form-data request.`,
+    );
   }
   return { fields, file };
 }
@@ -58,7 +73,8 @@ async function readParts(request: FastifyRequest): Promise<{ fields: Record<stri
 /** A text field that must be present: non-blank, at most `max` characters, no NUL. */
 export function requiredText(fields: Record<string, string>, name: string, max = 1024): string {
   const value = fields[name];
-  if (value === undefined || value.trim() === '') throw badRequest('missing_field', `The field \`${name}\` is required.`);
+  if (value === undefined || value.trim() === '')
+    throw badRequest('missing_field', `The field \`${name}\` is required.`);
   return checkedText(value, name, max);
 }
 
@@ -69,7 +85,8 @@ export function optionalText(fields: Record<string, string>, name: string, max =
 }
 
 function checkedText(value: string, name: string, max: number): string {
-  if ([...value].length > max) throw badRequest('invalid_field', `The field \`${name}\` is longer than ${max} characters.`);
+  if ([...value].length > max)
+    throw badRequest('invalid_field', `The field \`${name}\` is longer than ${max} characters.`);
   if (value.includes('\u0000')) throw badRequest('invalid_field', `The field \`${name}\` contains a NUL character.`);
   return value;
 }

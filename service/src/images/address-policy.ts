@@ -67,16 +67,22 @@ export function classifyAddress(address: IpAddress): Refusal | null {
   if (address.kind() === 'ipv4') return classifyV4(address as ipaddr.IPv4);
   const v6 = address as ipaddr.IPv6;
   if (v6.isIPv4MappedAddress()) return classifyV4(v6.toIPv4Address());
-  if (v6.match(METADATA_V6, 128)) return { reason: 'the cloud instance-metadata address (fd00:ec2::254)', always: true };
+  if (v6.match(METADATA_V6, 128))
+    return { reason: 'the cloud instance-metadata address (fd00:ec2::254)', always: true };
   const range = v6.range();
-  if (range === 'unspecified' || range === 'loopback') return { reason: V6_REASONS[range]!, always: false };
+  if (range === 'unspecified' || range === 'loopback') return { reason: V6_REASONS[range], always: false };
 
   const embedded = embeddedIPv4(v6);
   if (embedded) {
     const inner = classifyV4(embedded.v4);
-    if (inner) return { reason: `${embedded.form} of ${embedded.v4.toString()}, which is ${inner.reason}`, always: inner.always };
+    if (inner)
+      return {
+        reason: `${embedded.form} of ${embedded.v4.toString()}, which is ${inner.reason}`,
+        always: inner.always,
+      };
     // Deprecated (RFC 4291) and never a real destination; the other forms reach the public IPv4 address.
-    if (embedded.form === 'an IPv4-compatible address') return { reason: 'a deprecated IPv4-compatible address (::/96)', always: false };
+    if (embedded.form === 'an IPv4-compatible address')
+      return { reason: 'a deprecated IPv4-compatible address (::/96)', always: false };
     return null;
   }
   if (range !== 'unicast') return { reason: V6_REASONS[range] ?? `a special-purpose range (${range})`, always: false };
@@ -90,7 +96,9 @@ function classifyV4(address: ipaddr.IPv4): Refusal | null {
   if (range === 'linkLocal') {
     const metadata = address.toString() === '169.254.169.254';
     return {
-      reason: metadata ? 'the cloud instance-metadata address' : 'link-local (169.254.0.0/16, where the instance-metadata service lives)',
+      reason: metadata
+        ? 'the cloud instance-metadata address'
+        : 'link-local (169.254.0.0/16, where the instance-metadata service lives)',
       always: true,
     };
   }
@@ -102,13 +110,13 @@ function embeddedIPv4(address: ipaddr.IPv6): { v4: ipaddr.IPv4; form: string } |
   const low = (hi: number, lo: number) => new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
   switch (address.range()) {
     case 'rfc6145':
-      return { v4: low(p[6]!, p[7]!), form: 'an IPv4-translated address' };
+      return { v4: low(p[6], p[7]), form: 'an IPv4-translated address' };
     case 'rfc6052':
-      return address.match(NAT64_WELL_KNOWN) ? { v4: low(p[6]!, p[7]!), form: 'a NAT64 address' } : undefined;
+      return address.match(NAT64_WELL_KNOWN) ? { v4: low(p[6], p[7]), form: 'a NAT64 address' } : undefined;
     case '6to4':
-      return { v4: low(p[1]!, p[2]!), form: 'a 6to4 address' };
+      return { v4: low(p[1], p[2]), form: 'a 6to4 address' };
     default:
-      return address.match(IPV4_COMPATIBLE) ? { v4: low(p[6]!, p[7]!), form: 'an IPv4-compatible address' } : undefined;
+      return address.match(IPV4_COMPATIBLE) ? { v4: low(p[6], p[7]), form: 'an IPv4-compatible address' } : undefined;
   }
 }
 
@@ -154,13 +162,18 @@ export function parseAllowList(entries: readonly string[]): AllowList {
 }
 
 function parseCidr(entry: string): [IpAddress, number] {
-  const valid = ipaddr.IPv4.isValidCIDRFourPartDecimal(entry) || (ipaddr.IPv6.isValidCIDR(entry) && !entry.includes('%'));
+  const valid =
+    ipaddr.IPv4.isValidCIDRFourPartDecimal(entry) || (ipaddr.IPv6.isValidCIDR(entry) && !entry.includes('%'));
   if (!valid) {
-    throw new Error(`IMAGE_URL_ALLOW: ${JSON.stringify(entry)} is not a valid CIDR (examples: 10.0.5.0/24, fd12:3456::/64).`);
+    throw new Error(
+      `IMAGE_URL_ALLOW: ${JSON.stringify(entry)} is not a valid CIDR (examples: 10.0.5.0/24, fd12:3456::/64).`,
+    );
   }
   const [network, bits] = ipaddr.parseCIDR(entry);
   if (network.kind() === 'ipv6' && (network as ipaddr.IPv6).isIPv4MappedAddress()) {
-    throw new Error(`IMAGE_URL_ALLOW: write ${JSON.stringify(entry)} as an IPv4 CIDR; mapped addresses are checked as IPv4.`);
+    throw new Error(
+      `IMAGE_URL_ALLOW: write ${JSON.stringify(entry)} as an IPv4 CIDR; mapped addresses are checked as IPv4.`,
+    );
   }
   return [network, bits];
 }
@@ -174,7 +187,9 @@ export function checkAddress(address: IpAddress, host: string, allow: AllowList)
   const refusal = classifyAddress(address);
   if (!refusal || refusal.always) return refusal;
   if (allow.names.has(canonicalHost(host))) return null;
-  const inAllowedRange = allow.cidrs.some(([network, bits]) => network.kind() === address.kind() && address.match(network, bits));
+  const inAllowedRange = allow.cidrs.some(
+    ([network, bits]) => network.kind() === address.kind() && address.match(network, bits),
+  );
   return inAllowedRange ? null : refusal;
 }
 

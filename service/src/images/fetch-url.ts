@@ -38,6 +38,7 @@ const DEFAULT_HEADERS = {
   'accept-encoding': 'identity',
 };
 
+const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
 const invalidUrl = (message: string) => badRequest('invalid_url', message);
 const refused = (message: string) => badRequest('url_refused', message);
 const fetchFailed = (message: string) => new ServiceError(502, 'url_fetch_failed', message);
@@ -68,7 +69,12 @@ export async function fetchImage(url: string, policy: UrlFetchPolicy, signal?: A
   if (signal?.aborted) throw signal.reason;
   signal?.addEventListener('abort', onCallerAbort, { once: true });
   const total = setTimeout(
-    () => abort(timedOut(`Fetching the image from ${hostOf(first)} took longer than ${policy.timeoutMs} ms (IMAGE_URL_TIMEOUT_MS).`)),
+    () =>
+      abort(
+        timedOut(
+          `Fetching the image from ${hostOf(first)} took longer than ${policy.timeoutMs} ms (IMAGE_URL_TIMEOUT_MS).`,
+        ),
+      ),
     policy.timeoutMs,
   );
   try {
@@ -80,7 +86,8 @@ export async function fetchImage(url: string, policy: UrlFetchPolicy, signal?: A
       if (outcome.body) return outcome.body;
       if (redirects === policy.maxRedirects) {
         throw fetchFailed(
-          `${hostOf(first)} redirected more than ${policy.maxRedirects} times (IMAGE_URL_MAX_REDIRECTS); give the final image URL.`,
+          `${hostOf(first)} redirected more than ${policy.maxRedirects} times (IMAGE_URL_MAX_REDIRECTS); give ` +
+            `the final image URL.`,
         );
       }
       redirectedFrom = hostOf(target);
@@ -106,7 +113,9 @@ function parseTarget(raw: string): URL {
     throw invalidUrl('image_url must use http:// or https://; other schemes are not fetched.');
   }
   if (url.username || url.password) {
-    throw invalidUrl('image_url must not contain credentials (user:password@); configure IMAGE_URL_HEADERS for private files.');
+    throw invalidUrl(
+      'image_url must not contain credentials (user:password@); configure IMAGE_URL_HEADERS for private files.',
+    );
   }
   return url;
 }
@@ -119,11 +128,16 @@ function redirectTarget(from: URL, location: string): URL {
     throw fetchFailed(`${hostOf(from)} answered with a redirect to an invalid URL.`);
   }
   if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-    throw refused(`${hostOf(from)} redirected to a ${next.protocol.slice(0, 20)} URL; only http and https are followed.`);
+    throw refused(
+      `${hostOf(from)} redirected to a ${next.protocol.slice(0, 20)} URL; only http and https are followed.`,
+    );
   }
-  if (next.username || next.password) throw refused(`${hostOf(from)} redirected to a URL with credentials; such redirects are not followed.`);
+  if (next.username || next.password)
+    throw refused(`${hostOf(from)} redirected to a URL with credentials; such redirects are not followed.`);
   if (from.protocol === 'https:' && next.protocol === 'http:') {
-    throw refused(`${hostOf(from)} redirected from https to plain http (${hostOf(next)}); downgrades are not followed.`);
+    throw refused(
+      `${hostOf(from)} redirected from https to plain http (${hostOf(next)}); downgrades are not followed.`,
+    );
   }
   return next;
 }
@@ -142,11 +156,14 @@ function fetchHop(hop: Hop, policy: UrlFetchPolicy, signal: AbortSignal): Promis
       clearTimeout(connectTimer);
       signal.removeEventListener('abort', onAbort);
       if (outcome) resolve(outcome);
-      else reject(signal.aborted ? signal.reason : error);
+      else reject(asError(signal.aborted ? signal.reason : error));
     };
     const onAbort = () => done(signal.reason);
     const connectTimer = setTimeout(
-      () => done(timedOut(`Could not connect to ${host} within ${policy.connectTimeoutMs} ms (IMAGE_URL_CONNECT_TIMEOUT_MS).`)),
+      () =>
+        done(
+          timedOut(`Could not connect to ${host} within ${policy.connectTimeoutMs} ms (IMAGE_URL_CONNECT_TIMEOUT_MS).`),
+        ),
       policy.connectTimeoutMs,
     );
     if (signal.aborted) return onAbort();
@@ -194,13 +211,17 @@ interface Hop {
 async function resolveChecked(hostname: string, hop: Hop, lookup: LookupFunction): Promise<LookupAddress[]> {
   const host = hostOf(hop.target);
   const literal = parseAddress(hostname);
-  const answers = literal ? [{ address: hostname, family: hostname.includes(':') ? 6 : 4 }] : await resolveAll(hostname, host, lookup);
+  const answers = literal
+    ? [{ address: hostname, family: hostname.includes(':') ? 6 : 4 }]
+    : await resolveAll(hostname, host, lookup);
   for (const answer of answers) {
     const address = parseAddress(answer.address);
     if (!address) throw fetchFailed(`The DNS answer for ${host} is not an IP address.`);
     const refusal = checkAddress(address, hostname, hop.allow);
     if (!refusal) continue;
-    const subject = literal ? `${answer.address} is ${refusal.reason}` : `${host} resolves to ${answer.address}, which is ${refusal.reason}`;
+    const subject = literal
+      ? `${answer.address} is ${refusal.reason}`
+      : `${host} resolves to ${answer.address}, which is ${refusal.reason}`;
     const hint = refusal.always
       ? 'This address is refused always, even if IMAGE_URL_ALLOW lists it.'
       : 'If it is a trusted internal server, add its hostname or a CIDR to IMAGE_URL_ALLOW.';
@@ -231,7 +252,7 @@ function pinnedLookup(addresses: LookupAddress[]): LookupFunction {
   return (_hostname, options, callback) =>
     process.nextTick(() => {
       if (options.all) callback(null, addresses);
-      else callback(null, addresses[0]!.address, addresses[0]!.family);
+      else callback(null, addresses[0].address, addresses[0].family);
     });
 }
 
@@ -247,7 +268,11 @@ function readResponse(response: http.IncomingMessage, host: string, maxBytes: nu
     return Promise.reject(fetchFailed(`${host} answered HTTP ${status}; the image could not be fetched.`));
   }
   const tooLarge = () =>
-    new ServiceError(413, 'image_too_large', `The image at ${host} is larger than ${maxBytes} bytes (MAX_IMAGE_BYTES). Send a smaller image.`);
+    new ServiceError(
+      413,
+      'image_too_large',
+      `The image at ${host} is larger than ${maxBytes} bytes (MAX_IMAGE_BYTES). Send a smaller image.`,
+    );
   if (Number(response.headers['content-length']) > maxBytes) {
     response.destroy();
     return Promise.reject(tooLarge());

@@ -69,7 +69,8 @@ export function pilBilinearWindow(
       for (let c = 0; c < channels; c++) {
         let sum = half;
         for (let t = 0; t < horizontal.count[x]; t++) {
-          sum += pixels[source + (horizontal.start[x] + t) * channels + c] * horizontal.weights[x * horizontal.stride + t];
+          sum +=
+            pixels[source + (horizontal.start[x] + t) * channels + c] * horizontal.weights[x * horizontal.stride + t];
         }
         middle[(y * window.width + x) * channels + c] = clip8(sum);
       }

@@ -73,7 +73,11 @@ export function planGeometry(width: number, height: number, spec: Pick<Preproces
 function classifyDecodeError(error: unknown): ServiceError {
   const message = error instanceof Error ? error.message : String(error);
   if (/pixel limit/i.test(message)) {
-    return new ServiceError(413, 'image_too_large', 'The image has more pixels than this service decodes. Send a smaller image.');
+    return new ServiceError(
+      413,
+      'image_too_large',
+      'The image has more pixels than this service decodes. Send a smaller image.',
+    );
   }
   if (/unsupported image format|bad seek|not a known file format/i.test(message)) {
     return unsupported('The file is not a supported image.');
@@ -81,7 +85,8 @@ function classifyDecodeError(error: unknown): ServiceError {
   return new ServiceError(
     422,
     'image_unreadable',
-    `The image header was read but its pixels could not be decoded (${message.split('\n')[0]}). The file is probably truncated or corrupt; send the original file again.`,
+    `The image header was read but its pixels could not be decoded (${message.split('\n')[0]}). The file is ` +
+      `probably truncated or corrupt; send the original file again.`,
   );
 }
 
@@ -124,7 +129,11 @@ export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: Pr
   const enlarging = geometry.resized.width > geometry.trim.width;
   if (!enlarging) {
     pipeline
-      .resize(geometry.resized.width, geometry.resized.height, { kernel: 'linear', fit: 'fill', fastShrinkOnLoad: false })
+      .resize(geometry.resized.width, geometry.resized.height, {
+        kernel: 'linear',
+        fit: 'fill',
+        fastShrinkOnLoad: false,
+      })
       .extract(geometry.crop);
   }
   pipeline.removeAlpha().raw({ depth: 'uchar' });
@@ -134,7 +143,10 @@ export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: Pr
     decoded = await pipeline.toBuffer({ resolveWithObject: true });
   } catch (error) {
     throw metadata.compression === 'hevc'
-      ? unsupported('HEIC photos compressed with HEVC cannot be decoded here (set the camera to "Most Compatible" or convert to JPEG).')
+      ? unsupported(
+          'HEIC photos compressed with HEVC cannot be decoded here (set the camera to "Most Compatible" or ' +
+            'convert to JPEG).',
+        )
       : classifyDecodeError(error);
   }
   const { data, info } = decoded;
@@ -146,7 +158,11 @@ export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: Pr
 function toTensor(pixels: Uint8Array, channels: number, spec: PreprocessSpec): Float32Array {
   const area = spec.crop * spec.crop;
   if (pixels.length !== area * channels || channels < 3) {
-    throw new ServiceError(422, 'image_unreadable', 'The image decoded to an unexpected pixel layout. Re-save it as JPEG or PNG and retry.');
+    throw new ServiceError(
+      422,
+      'image_unreadable',
+      'The image decoded to an unexpected pixel layout. Re-save it as JPEG or PNG and retry.',
+    );
   }
   const tensor = new Float32Array(3 * area);
   for (let c = 0; c < 3; c++) {

@@ -98,7 +98,9 @@ const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|CORRUPT|N
 function asUnavailable(error: unknown): unknown {
   const code = (error as { code?: string }).code ?? '';
   if (UNAVAILABLE.test(code) || /database connection is not open/.test((error as Error).message)) {
-    return new StoreUnavailableError(`The embedded database cannot be used: ${(error as Error).message}. Check the disk under DATA_DIR.`);
+    return new StoreUnavailableError(
+      `The embedded database cannot be used: ${(error as Error).message}. Check the disk under DATA_DIR.`,
+    );
   }
   return error;
 }
@@ -107,11 +109,13 @@ function asUnavailable(error: unknown): unknown {
 function guarded<T extends object>(target: T): T {
   return new Proxy(target, {
     get(object, property, receiver) {
-      const value = Reflect.get(object, property, receiver);
+      const value: unknown = Reflect.get(object, property, receiver);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
-        const result = value.apply(object, args);
-        return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(asUnavailable(error))) : result;
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(object, args);
+        return result instanceof Promise
+          ? result.catch((error: unknown) => Promise.reject(asUnavailable(error) as Error))
+          : result;
       };
     },
   });
@@ -166,7 +170,9 @@ export class EmbeddedStore implements VectorStore {
     try {
       this.db.prepare('SELECT 1').get();
     } catch (error) {
-      throw new StoreUnavailableError(`The embedded database at ${this.db.name} does not answer: ${(error as Error).message}`);
+      throw new StoreUnavailableError(
+        `The embedded database at ${this.db.name} does not answer: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -185,7 +191,10 @@ export class EmbeddedStore implements VectorStore {
   }
 
   async listAliases(): Promise<Record<string, string>> {
-    const rows = this.db.prepare('SELECT alias, collection FROM aliases ORDER BY alias').all() as Array<{ alias: string; collection: string }>;
+    const rows = this.db.prepare('SELECT alias, collection FROM aliases ORDER BY alias').all() as Array<{
+      alias: string;
+      collection: string;
+    }>;
     return Object.fromEntries(rows.map((row) => [row.alias, row.collection]));
   }
 
@@ -197,7 +206,9 @@ export class EmbeddedStore implements VectorStore {
       if (this.db.prepare('SELECT 1 FROM collections WHERE name = ?').get(name)) {
         throw new Error(`Collection ${name} already exists.`);
       }
-      this.db.prepare('INSERT INTO collections (name, dim, model, created_at) VALUES (?, ?, ?, ?)').run(name, dim, model, new Date().toISOString());
+      this.db
+        .prepare('INSERT INTO collections (name, dim, model, created_at) VALUES (?, ?, ?, ?)')
+        .run(name, dim, model, new Date().toISOString());
     })();
   }
 
@@ -221,7 +232,12 @@ export class EmbeddedStore implements VectorStore {
       if (this.db.prepare('SELECT 1 FROM collections WHERE name = ?').get(alias)) {
         throw new Error(`Cannot create alias ${alias}: a collection with that name exists.`);
       }
-      this.db.prepare('INSERT INTO aliases (alias, collection) VALUES (?, ?) ON CONFLICT (alias) DO UPDATE SET collection = excluded.collection').run(alias, collection);
+      this.db
+        .prepare(
+          'INSERT INTO aliases (alias, collection) VALUES (?, ?) ON CONFLICT (alias) DO UPDATE SET collection ' +
+            '= excluded.collection',
+        )
+        .run(alias, collection);
     })();
   }
 
@@ -256,20 +272,22 @@ export class EmbeddedStore implements VectorStore {
   /** Applies a write and its change-log entries in one transaction, then maybe checkpoints. */
   write(collection: string, change: () => { added: number[]; removed: number[] }): void {
     const logChange = this.db.prepare('INSERT INTO changes (collection, key, op) VALUES (?, ?, ?)');
-    this.db.transaction(() => {
-      const { added, removed } = change();
-      for (const key of removed) logChange.run(collection, key, 'del');
-      for (const key of added) logChange.run(collection, key, 'add');
-    }).immediate(); // take the write lock up front: deferred upgrades can fail at once under contention
-    const checkpoint = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as { seq: number } | undefined;
+    this.db
+      .transaction(() => {
+        const { added, removed } = change();
+        for (const key of removed) logChange.run(collection, key, 'del');
+        for (const key of added) logChange.run(collection, key, 'add');
+      })
+      .immediate(); // take the write lock up front: deferred upgrades can fail at once under contention
+    const checkpoint = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as
+      { seq: number } | undefined;
     if (this.backlog(collection, checkpoint?.seq ?? 0) >= this.checkpointEvery) this.checkpoint(collection);
   }
 
   /** The collection's HNSW index, brought up to date with the change log. */
   index(collection: string, dim: number): HnswIndex {
     const checkpoint = this.db.prepare('SELECT seq, file FROM checkpoints WHERE collection = ?').get(collection) as
-      | { seq: number; file: string }
-      | undefined;
+      { seq: number; file: string } | undefined;
     let loaded = this.indexes.get(collection);
     // Log entries up to a checkpoint may be pruned: a process that is behind starts again from the checkpoint.
     if (loaded && (loaded.dim !== dim || (checkpoint && loaded.appliedSeq < checkpoint.seq))) loaded = undefined;
@@ -301,7 +319,11 @@ export class EmbeddedStore implements VectorStore {
   }
 
   private backlog(collection: string, afterSeq: number): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM changes WHERE collection = ? AND seq > ?').get(collection, afterSeq) as { n: number }).n;
+    return (
+      this.db
+        .prepare('SELECT COUNT(*) AS n FROM changes WHERE collection = ? AND seq > ?')
+        .get(collection, afterSeq) as { n: number }
+    ).n;
   }
 
   private newIndex(dim: number): HnswIndex {
@@ -314,7 +336,10 @@ export class EmbeddedStore implements VectorStore {
       index.load(path.join(this.indexDir, checkpoint.file));
       return { index, dim, appliedSeq: checkpoint.seq };
     } catch (error) {
-      this.log(`Index checkpoint ${checkpoint.file} is unreadable (${(error as Error).message}); rebuilding from the database.`);
+      this.log(
+        `Index checkpoint ${checkpoint.file} is unreadable (${(error as Error).message}); rebuilding from the ` +
+          `database.`,
+      );
       return this.rebuild(collection, dim);
     }
   }
@@ -324,7 +349,8 @@ export class EmbeddedStore implements VectorStore {
     // One read transaction: the points and the log position are a consistent snapshot.
     const { seq, total } = this.db.transaction(() => {
       // sqlite_sequence holds the last seq ever handed out, even when the log has been pruned empty.
-      const last = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").get() as { seq: number } | undefined) ?? { seq: 0 };
+      const last = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").get() as
+        { seq: number } | undefined) ?? { seq: 0 };
       let total = 0;
       const batch: Array<{ key: number; vector: Buffer }> = [];
       const flush = () => {
@@ -336,7 +362,9 @@ export class EmbeddedStore implements VectorStore {
         total += batch.length;
         batch.length = 0;
       };
-      for (const row of this.db.prepare('SELECT key, vector FROM points WHERE collection = ?').iterate(collection) as Iterable<{ key: number; vector: Buffer }>) {
+      for (const row of this.db
+        .prepare('SELECT key, vector FROM points WHERE collection = ?')
+        .iterate(collection) as Iterable<{ key: number; vector: Buffer }>) {
         batch.push(row);
         if (batch.length === 4096) flush();
       }
@@ -360,7 +388,8 @@ export class EmbeddedStore implements VectorStore {
     this.index(collection, resolved.dim); // load or catch up first
     const loaded = this.indexes.get(collection)!;
     const seq = loaded.appliedSeq;
-    const current = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as { seq: number } | undefined;
+    const current = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as
+      { seq: number } | undefined;
     if (current && current.seq >= seq) return;
     const file = `${encodeURIComponent(collection)}.${seq}.usearch`;
     const target = path.join(this.indexDir, file);
@@ -369,13 +398,21 @@ export class EmbeddedStore implements VectorStore {
     fsyncSync(fd);
     closeSync(fd);
     renameSync(`${target}.tmp`, target);
-    const updated = this.db.transaction((): boolean => {
-      const latest = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as { seq: number } | undefined;
-      if (latest && latest.seq >= seq) return false;
-      this.db.prepare('INSERT INTO checkpoints (collection, seq, file) VALUES (?, ?, ?) ON CONFLICT (collection) DO UPDATE SET seq = excluded.seq, file = excluded.file').run(collection, seq, file);
-      this.db.prepare('DELETE FROM changes WHERE collection = ? AND seq <= ?').run(collection, seq);
-      return true;
-    }).immediate();
+    const updated = this.db
+      .transaction((): boolean => {
+        const latest = this.db.prepare('SELECT seq FROM checkpoints WHERE collection = ?').get(collection) as
+          { seq: number } | undefined;
+        if (latest && latest.seq >= seq) return false;
+        this.db
+          .prepare(
+            'INSERT INTO checkpoints (collection, seq, file) VALUES (?, ?, ?) ON CONFLICT (collection) DO ' +
+              'UPDATE SET seq = excluded.seq, file = excluded.file',
+          )
+          .run(collection, seq, file);
+        this.db.prepare('DELETE FROM changes WHERE collection = ? AND seq <= ?').run(collection, seq);
+        return true;
+      })
+      .immediate();
     if (!updated) rmSync(target, { force: true });
     this.removeCheckpointFiles(collection, updated ? seq : Number.NEGATIVE_INFINITY);
   }
@@ -403,7 +440,9 @@ class EmbeddedCollection implements Collection {
   async info(): Promise<CollectionInfo | undefined> {
     const resolved = this.store.resolve(this.name);
     if (!resolved) return undefined;
-    const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM points WHERE collection = ?').get(resolved.name) as { n: number };
+    const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM points WHERE collection = ?').get(resolved.name) as {
+      n: number;
+    };
     return { ...resolved, points: n };
   }
 
@@ -415,12 +454,14 @@ class EmbeddedCollection implements Collection {
     if (points.length === 0) return;
     const { name, dim } = this.store.require(this.name);
     for (const { vector } of points) {
-      if (vector.length !== dim) throw new Error(`Vector width ${vector.length} does not match collection ${name} (${dim}).`);
+      if (vector.length !== dim)
+        throw new Error(`Vector width ${vector.length} does not match collection ${name} (${dim}).`);
     }
     const existing = this.db.prepare('SELECT key FROM points WHERE collection = ? AND image_id = ?');
     const remove = this.db.prepare('DELETE FROM points WHERE key = ?');
     const insert = this.db.prepare(
-      `INSERT INTO points (collection, image_id, item_id, item_name, item_code, file, sha256, bytes, model, created_at, vector)
+      `INSERT INTO points (collection, image_id, item_id, item_name, item_code, file, sha256, bytes, model, ` +
+        `created_at, vector)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.store.write(name, () => {
@@ -433,7 +474,19 @@ class EmbeddedCollection implements Collection {
           removed.push(old.key);
         }
         const unit = l2Normalize(Float32Array.from(vector));
-        const result = insert.run(name, record.imageId, record.itemId, record.itemName, record.itemCode, record.file, record.sha256, record.bytes, record.model, record.createdAt, toBlob(unit));
+        const result = insert.run(
+          name,
+          record.imageId,
+          record.itemId,
+          record.itemName,
+          record.itemCode,
+          record.file,
+          record.sha256,
+          record.bytes,
+          record.model,
+          record.createdAt,
+          toBlob(unit),
+        );
         added.push(Number(result.lastInsertRowid));
       }
       return { added, removed };
@@ -443,7 +496,9 @@ class EmbeddedCollection implements Collection {
   async image(imageId: string): Promise<ImageRecord | undefined> {
     const resolved = this.store.resolve(this.name);
     if (!resolved) return undefined;
-    const row = this.db.prepare(`SELECT ${RECORD_COLUMNS} FROM points WHERE collection = ? AND image_id = ?`).get(resolved.name, imageId) as PointRow | undefined;
+    const row = this.db
+      .prepare(`SELECT ${RECORD_COLUMNS} FROM points WHERE collection = ? AND image_id = ?`)
+      .get(resolved.name, imageId) as PointRow | undefined;
     return row && toRecord(row);
   }
 
@@ -458,7 +513,8 @@ class EmbeddedCollection implements Collection {
 
   async searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]> {
     const { name, dim } = this.store.require(this.name);
-    if (vector.length !== dim) throw new Error(`Query width ${vector.length} does not match collection ${name} (${dim}).`);
+    if (vector.length !== dim)
+      throw new Error(`Query width ${vector.length} does not match collection ${name} (${dim}).`);
     const index = this.store.index(name, dim);
     const total = index.size();
     if (total === 0 || limit <= 0) return [];
@@ -513,7 +569,10 @@ class EmbeddedCollection implements Collection {
     const resolved = this.store.resolve(this.name);
     if (!resolved) return;
     this.store.write(resolved.name, () => {
-      const keys = this.db.prepare(`SELECT key FROM points WHERE collection = ? AND ${condition}`).pluck().all(resolved.name, ...params) as number[];
+      const keys = this.db
+        .prepare(`SELECT key FROM points WHERE collection = ? AND ${condition}`)
+        .pluck()
+        .all(resolved.name, ...params) as number[];
       this.db.prepare(`DELETE FROM points WHERE collection = ? AND ${condition}`).run(resolved.name, ...params);
       return { added: [], removed: keys };
     });
@@ -531,7 +590,7 @@ class EmbeddedCollection implements Collection {
     const page = rows.slice(0, options.limit);
     return {
       points: page.map((row) => ({ record: toRecord(row), ...(row.vector ? { vector: toVector(row.vector) } : {}) })),
-      next: rows.length > options.limit ? page[page.length - 1]!.image_id : undefined,
+      next: rows.length > options.limit ? page[page.length - 1].image_id : undefined,
     };
   }
 

@@ -90,6 +90,9 @@ export class StoreUnavailableError extends Error {
 
 /** Name of the collection made for a model, e.g. items_efficientnet_b0_1280. */
 export function collectionNameFor(base: string, model: string, dim: number): string {
-  const safeModel = model.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  const safeModel = model
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return `${base}_${safeModel}_${dim}`;
 }

@@ -6,7 +6,12 @@
 //
 // Every write passes wait: true. Without it Qdrant acknowledges a write before applying it, so a read
 // right after could miss it; the client leaves `wait` unset for delete and createPayloadIndex.
-import { QdrantClient, QdrantClientResourceExhaustedError, QdrantClientTimeoutError, type Schemas } from '@qdrant/js-client-rest';
+import {
+  QdrantClient,
+  QdrantClientResourceExhaustedError,
+  QdrantClientTimeoutError,
+  type Schemas,
+} from '@qdrant/js-client-rest';
 import {
   StoreUnavailableError,
   type Collection,
@@ -92,13 +97,16 @@ function toRecord(id: string | number, payload: Record<string, unknown> | null |
   };
 }
 
-const toVector = (vector: unknown): Float32Array | undefined => (Array.isArray(vector) ? Float32Array.from(vector as number[]) : undefined);
+const toVector = (vector: unknown): Float32Array | undefined =>
+  Array.isArray(vector) ? Float32Array.from(vector as number[]) : undefined;
 const itemFilter = (itemId: string): Schemas['Filter'] => ({ must: [{ key: 'item_id', match: { value: itemId } }] });
 
 /** Where an error came from: the connection, the server, or the request. */
 function classify(error: unknown): { kind: 'down' | 'auth' | 'server' | 'request'; status?: number; detail: string } {
-  if (error instanceof QdrantClientTimeoutError) return { kind: 'down', detail: 'no answer within the request timeout' };
-  if (error instanceof QdrantClientResourceExhaustedError) return { kind: 'server', status: 429, detail: `rate limited (${error.message})` };
+  if (error instanceof QdrantClientTimeoutError)
+    return { kind: 'down', detail: 'no answer within the request timeout' };
+  if (error instanceof QdrantClientResourceExhaustedError)
+    return { kind: 'server', status: 429, detail: `rate limited (${error.message})` };
   // The client's failed responses carry the HTTP status and Qdrant's body ({status: {error}}).
   const response = error as { status?: unknown; data?: { status?: { error?: unknown } } };
   if (error instanceof Error && typeof response.status === 'number') {
@@ -128,7 +136,9 @@ export class QdrantStore implements VectorStore {
     try {
       parsed = new URL(options.url);
     } catch {
-      throw new Error(`QDRANT_URL=${JSON.stringify(options.url)} is not a URL; use a full URL such as http://qdrant:6333.`);
+      throw new Error(
+        `QDRANT_URL=${JSON.stringify(options.url)} is not a URL; use a full URL such as http://qdrant:6333.`,
+      );
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new Error(`QDRANT_URL must start with http:// or https:// (got ${parsed.protocol}).`);
@@ -150,15 +160,18 @@ export class QdrantStore implements VectorStore {
       switch (kind) {
         case 'down':
           throw new StoreUnavailableError(
-            `Qdrant at QDRANT_URL=${this.where} does not answer (${what}: ${detail}). Check that Qdrant is running and reachable from this host and that QDRANT_URL is right.`,
+            `Qdrant at QDRANT_URL=${this.where} does not answer (${what}: ${detail}). Check that Qdrant is ` +
+              `running and reachable from this host and that QDRANT_URL is right.`,
           );
         case 'auth':
           throw new StoreUnavailableError(
-            `Qdrant at QDRANT_URL=${this.where} refused the API key (${what}: ${status} ${detail}). Check QDRANT_API_KEY against Qdrant's service.api_key.`,
+            `Qdrant at QDRANT_URL=${this.where} refused the API key (${what}: ${status} ${detail}). Check ` +
+              `QDRANT_API_KEY against Qdrant's service.api_key.`,
           );
         case 'server':
           throw new StoreUnavailableError(
-            `Qdrant at QDRANT_URL=${this.where} failed (${what}: ${status} ${detail}). Check Qdrant's log, its disk space and memory.`,
+            `Qdrant at QDRANT_URL=${this.where} failed (${what}: ${status} ${detail}). Check Qdrant's log, its ` +
+              `disk space and memory.`,
           );
         default:
           throw new QdrantRequestError(status ?? 0, `Qdrant refused ${what}${status ? ` (${status})` : ''}: ${detail}`);
@@ -193,7 +206,9 @@ export class QdrantStore implements VectorStore {
   async listCollections(): Promise<CollectionInfo[]> {
     const { collections } = await this.call('listing collections', (c) => c.getCollections());
     const infos = await Promise.all(collections.map(({ name }) => this.describe(name)));
-    return infos.filter((info): info is CollectionInfo => info !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return infos
+      .filter((info): info is CollectionInfo => info !== undefined)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Width, model and exact size of a real collection (not an alias); undefined when it does not exist. */
@@ -205,7 +220,7 @@ export class QdrantStore implements VectorStore {
     if (typeof size !== 'number') {
       throw new Error(`Qdrant collection ${name} uses named vectors; this service needs one unnamed vector per point.`);
     }
-    const metadata = info.config.metadata as Record<string, unknown> | null | undefined;
+    const metadata = info.config.metadata;
     const count = await this.callOr(`counting points of ${name}`, undefined, (c) => c.count(name, { exact: true }));
     if (!count) return undefined;
     return { name, dim: size, model: typeof metadata?.model === 'string' ? metadata.model : null, points: count.count };
@@ -220,7 +235,11 @@ export class QdrantStore implements VectorStore {
   async createCollection(name: string, dim: number, model: string): Promise<void> {
     // The client's createCollection() drops `metadata`; its generated API passes the whole body.
     await this.call(`creating collection ${name}`, (c) =>
-      c.api().createCollection({ collection_name: name, vectors: { size: dim, distance: 'Cosine' }, metadata: { model, dim } }),
+      c.api().createCollection({
+        collection_name: name,
+        vectors: { size: dim, distance: 'Cosine' },
+        metadata: { model, dim },
+      }),
     );
     try {
       await this.call(`creating the item_id index of ${name}`, (c) =>
@@ -228,7 +247,9 @@ export class QdrantStore implements VectorStore {
       );
     } catch (error) {
       // Without its index the collection is half made; remove it so that a retry starts clean.
-      await this.call(`removing half-created collection ${name}`, (c) => c.deleteCollection(name)).catch(() => undefined);
+      await this.call(`removing half-created collection ${name}`, (c) => c.deleteCollection(name)).catch(
+        () => undefined,
+      );
       throw error;
     }
   }
@@ -259,9 +280,13 @@ export class QdrantStore implements VectorStore {
     for (;;) {
       const info = await this.call(`reading collection ${collection}`, (c) => c.getCollection(collection));
       if (info.status === 'green') return;
-      if (info.status === 'red') throw new Error(`Qdrant collection ${collection} is red (an optimizer failed); see Qdrant's log.`);
+      if (info.status === 'red')
+        throw new Error(`Qdrant collection ${collection} is red (an optimizer failed); see Qdrant's log.`);
       if (Date.now() > deadline) {
-        throw new Error(`Qdrant collection ${collection} is still ${info.status} (indexing) after ${Math.round((this.options.indexTimeoutMs ?? 30 * 60_000) / 1000)} s.`);
+        throw new Error(
+          `Qdrant collection ${collection} is still ${info.status} (indexing) after ` +
+            `${Math.round((this.options.indexTimeoutMs ?? 30 * 60_000) / 1000)} s.`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
@@ -293,7 +318,9 @@ class QdrantCollection implements Collection {
         vector: Array.from(vector),
         payload: toPayload(record) as unknown as Record<string, unknown>,
       }));
-      await this.store.call(`writing ${batch.length} point(s) to ${this.name}`, (c) => c.upsert(this.name, { wait: true, points: batch }));
+      await this.store.call(`writing ${batch.length} point(s) to ${this.name}`, (c) =>
+        c.upsert(this.name, { wait: true, points: batch }),
+      );
     }
   }
 
@@ -309,8 +336,17 @@ class QdrantCollection implements Collection {
     const records: ImageRecord[] = [];
     let offset: Schemas['ExtendedPointId'] | undefined;
     do {
-      const page = await this.store.callOr(`reading the images of item ${JSON.stringify(itemId)} from ${this.name}`, undefined, (c) =>
-        c.scroll(this.name, { filter: itemFilter(itemId), limit: ITEM_PAGE, offset, with_payload: true, with_vector: false }),
+      const page = await this.store.callOr(
+        `reading the images of item ${JSON.stringify(itemId)} from ${this.name}`,
+        undefined,
+        (c) =>
+          c.scroll(this.name, {
+            filter: itemFilter(itemId),
+            limit: ITEM_PAGE,
+            offset,
+            with_payload: true,
+            with_vector: false,
+          }),
       );
       if (!page) return [];
       records.push(...page.points.map((p) => toRecord(p.id, p.payload)));
@@ -318,14 +354,23 @@ class QdrantCollection implements Collection {
       offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
     } while (offset !== undefined);
     // Oldest first; the image id breaks ties so that the order is stable.
-    return records.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.imageId < b.imageId ? -1 : 1));
+    return records.sort((a, b) =>
+      a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.imageId < b.imageId ? -1 : 1,
+    );
   }
 
   async searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]> {
     if (limit <= 0) return [];
     // One group per item with its single best image; Qdrant orders the groups by that image's score.
     const { groups } = await this.store.call(`searching ${this.name}`, (c) =>
-      c.queryGroups(this.name, { query: Array.from(vector), group_by: 'item_id', group_size: 1, limit, with_payload: true, with_vector: false }),
+      c.queryGroups(this.name, {
+        query: Array.from(vector),
+        group_by: 'item_id',
+        group_size: 1,
+        limit,
+        with_payload: true,
+        with_vector: false,
+      }),
     );
     return groups.flatMap((group) => {
       const [best] = group.hits;
@@ -348,7 +393,9 @@ class QdrantCollection implements Collection {
 
   async deleteAll(): Promise<void> {
     // An empty filter matches every point; the collection, its index and its aliases stay.
-    await this.store.callOr(`deleting all points of ${this.name}`, undefined, (c) => c.delete(this.name, { wait: true, filter: {} }));
+    await this.store.callOr(`deleting all points of ${this.name}`, undefined, (c) =>
+      c.delete(this.name, { wait: true, filter: {} }),
+    );
   }
 
   async scroll(options: { after?: string; limit: number; withVectors?: boolean }): Promise<ScrollPage> {
@@ -356,7 +403,12 @@ class QdrantCollection implements Collection {
     if (limit <= 0) return { points: [] };
     // Qdrant's offset is inclusive: start at `after` and skip it when it is still there.
     const page = await this.store.callOr(`scrolling ${this.name}`, undefined, (c) =>
-      c.scroll(this.name, { offset: after, limit: limit + 1, with_payload: true, with_vector: options.withVectors === true }),
+      c.scroll(this.name, {
+        offset: after,
+        limit: limit + 1,
+        with_payload: true,
+        with_vector: options.withVectors === true,
+      }),
     );
     if (!page) return { points: [] };
     const skip = after === undefined ? undefined : after.toLowerCase();
@@ -366,11 +418,13 @@ class QdrantCollection implements Collection {
       return { record: toRecord(p.id, p.payload), ...(vector ? { vector } : {}) };
     });
     const more = rest.length > limit || (page.next_page_offset !== null && page.next_page_offset !== undefined);
-    return { points, next: more && points.length > 0 ? points[points.length - 1]!.record.imageId : undefined };
+    return { points, next: more && points.length > 0 ? points[points.length - 1].record.imageId : undefined };
   }
 
   async count(): Promise<number> {
-    const result = await this.store.callOr(`counting points of ${this.name}`, undefined, (c) => c.count(this.name, { exact: true }));
+    const result = await this.store.callOr(`counting points of ${this.name}`, undefined, (c) =>
+      c.count(this.name, { exact: true }),
+    );
     return result?.count ?? 0;
   }
 }

@@ -18,9 +18,17 @@ describe('attach-data-volume.sh', () => {
   let dir: string;
   beforeAll(async () => {
     imds = createServer((req, res) => {
-      if (req.method === 'PUT' && req.url === '/latest/api/token' && req.headers['x-aws-ec2-metadata-token-ttl-seconds']) {
+      if (
+        req.method === 'PUT' &&
+        req.url === '/latest/api/token' &&
+        req.headers['x-aws-ec2-metadata-token-ttl-seconds']
+      ) {
         res.end(TOKEN);
-      } else if (req.method === 'GET' && req.url === '/latest/meta-data/instance-id' && req.headers['x-aws-ec2-metadata-token'] === TOKEN) {
+      } else if (
+        req.method === 'GET' &&
+        req.url === '/latest/meta-data/instance-id' &&
+        req.headers['x-aws-ec2-metadata-token'] === TOKEN
+      ) {
         res.end('i-new');
       } else {
         res.statusCode = 401; // IMDSv1-style requests are refused, as on an instance with HttpTokens=required
@@ -41,6 +49,7 @@ describe('attach-data-volume.sh', () => {
   /** The fake CLI answers describe-volumes with the next line of `states` (the last one repeats). */
   const fakeAws = (states: string[]) => {
     writeFileSync(path.join(dir, 'states'), states.join('\n') + '\n');
+    /* eslint-disable max-len -- the fake CLI matches the script's exact command line */
     writeFileSync(
       path.join(dir, 'aws'),
       `#!/bin/bash
@@ -56,11 +65,18 @@ esac
 `,
       { mode: 0o755 },
     );
+    /* eslint-enable max-len */
   };
   const attach = (timeout = '20') =>
     new Promise<Run>((resolve) => {
       const child = spawn('bash', [path.join(SCRIPTS, 'attach-data-volume.sh'), VOLUME, 'eu-central-1', timeout], {
-        env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, IMDS_ENDPOINT: imdsUrl, BY_ID_DIR: path.join(dir, 'by-id'), POLL_SECONDS: '0.1' },
+        env: {
+          ...process.env,
+          PATH: `${dir}:${process.env.PATH}`,
+          IMDS_ENDPOINT: imdsUrl,
+          BY_ID_DIR: path.join(dir, 'by-id'),
+          POLL_SECONDS: '0.1',
+        },
       });
       let stdout = '';
       let stderr = '';
@@ -68,7 +84,8 @@ esac
       child.stderr.on('data', (chunk) => (stderr += chunk));
       child.on('close', (status) => resolve({ status, stdout, stderr }));
     });
-  const calls = () => (existsSync(path.join(dir, 'calls')) ? readFileSync(path.join(dir, 'calls'), 'utf8').trim().split('\n') : []);
+  const calls = () =>
+    existsSync(path.join(dir, 'calls')) ? readFileSync(path.join(dir, 'calls'), 'utf8').trim().split('\n') : [];
 
   it('waits while the previous instance holds the volume, then attaches it and prints the device', async () => {
     fakeAws(['in-use\ti-old', 'in-use\ti-old', 'available\tNone', 'in-use\ti-new']);
@@ -76,12 +93,20 @@ esac
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout.trim()).toBe(path.join(dir, 'nvme1n1'));
     expect(run.stderr).toContain('held by i-old; waiting for it to be released');
-    expect(calls().map((call) => call.split(' ')[1])).toEqual(['describe-volumes', 'describe-volumes', 'describe-volumes', 'attach-volume']);
+    expect(calls().map((call) => call.split(' ')[1])).toEqual([
+      'describe-volumes',
+      'describe-volumes',
+      'describe-volumes',
+      'attach-volume',
+    ]);
   });
 
   it('does nothing when the volume is already attached here (a reboot)', async () => {
     fakeAws(['in-use\ti-new']);
-    symlinkSync(path.join(dir, 'nvme1n1'), path.join(dir, 'by-id', 'nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0'));
+    symlinkSync(
+      path.join(dir, 'nvme1n1'),
+      path.join(dir, 'by-id', 'nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0'),
+    );
     const run = await attach();
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout.trim()).toBe(path.join(dir, 'nvme1n1'));
@@ -97,7 +122,9 @@ esac
   });
 
   it('refuses a malformed volume id', async () => {
-    const child = spawn('bash', [path.join(SCRIPTS, 'attach-data-volume.sh'), 'vol-xyz', 'eu-central-1'], { env: { ...process.env, IMDS_ENDPOINT: imdsUrl } });
+    const child = spawn('bash', [path.join(SCRIPTS, 'attach-data-volume.sh'), 'vol-xyz', 'eu-central-1'], {
+      env: { ...process.env, IMDS_ENDPOINT: imdsUrl },
+    });
     const status = await new Promise((resolve) => child.on('close', resolve));
     expect(status).toBe(1);
   });

@@ -19,7 +19,8 @@ describe('install-backup-timer.sh', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const install = (schedule: string) => runScript('install-backup-timer.sh', [schedule, '/opt/erp-image-search/app', units], { SYSTEMCTL: systemctl });
+  const install = (schedule: string) =>
+    runScript('install-backup-timer.sh', [schedule, '/opt/erp-image-search/app', units], { SYSTEMCTL: systemctl });
   const recorded = () => {
     try {
       return readFileSync(calls, 'utf8').trim().split('\n');
@@ -36,7 +37,9 @@ describe('install-backup-timer.sh', () => {
     expect(timer).toContain('\nOnCalendar=*-*-* 02:30:00\n');
     expect(timer).toContain('\nPersistent=true\n');
     expect(timer).toContain('\nWantedBy=timers.target\n');
-    expect(service).toMatch(/\nExecStart=\S*docker compose --project-directory \/opt\/erp-image-search\/app exec -T api node dist\/scripts\/ops\.js backup\n/);
+    expect(service).toMatch(
+      /\nExecStart=\S*docker compose --project-directory \/opt\/erp-image-search\/app exec -T api node dist\/scripts\/ops\.js backup\n/,
+    );
     expect(service).toContain('\nRequiresMountsFor=/data\n');
     expect(service).toContain('\nType=oneshot\n');
     expect((statSync(path.join(units, 'erp-image-search-backup.timer')).mode & 0o777).toString(8)).toBe('644');
@@ -46,9 +49,15 @@ describe('install-backup-timer.sh', () => {
   it('is idempotent, and a new schedule replaces the old one', () => {
     expect(install('*-*-* 02:30:00').status).toBe(0);
     expect(install('*-*-* 02:30:00').status).toBe(0);
-    expect(recorded()).toEqual(['daemon-reload', 'enable --now erp-image-search-backup.timer', 'enable --now erp-image-search-backup.timer']);
+    expect(recorded()).toEqual([
+      'daemon-reload',
+      'enable --now erp-image-search-backup.timer',
+      'enable --now erp-image-search-backup.timer',
+    ]);
     expect(install('Sun *-*-* 04:00:00').status).toBe(0);
-    expect(readFileSync(path.join(units, 'erp-image-search-backup.timer'), 'utf8')).toContain('\nOnCalendar=Sun *-*-* 04:00:00\n');
+    expect(readFileSync(path.join(units, 'erp-image-search-backup.timer'), 'utf8')).toContain(
+      '\nOnCalendar=Sun *-*-* 04:00:00\n',
+    );
     expect(recorded().filter((call) => call === 'daemon-reload')).toHaveLength(2);
   });
 
@@ -65,5 +74,6 @@ describe('install-backup-timer.sh', () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('does not accept');
   });
-  if (!hasCommand('systemd-analyze')) console.log('install-backup-timer: systemd-analyze missing, calendar validation test skipped');
+  if (!hasCommand('systemd-analyze'))
+    console.log('install-backup-timer: systemd-analyze missing, calendar validation test skipped');
 });

@@ -1,14 +1,27 @@
 // prepare-data-volume.sh for real: loop devices, mkfs, mount, a temporary fstab. Needs root and loop devices
 // (.ci/run has both on CI's machine); skips with the reason otherwise. Every loop device and mount made here
 // is released in afterEach, also when a test fails.
-import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasCommand, isRoot, runScript, sh } from './run-script.js';
 
-const missing = ['losetup', 'mkfs.ext4', 'blkid', 'mount', 'umount', 'mountpoint', 'resize2fs'].filter((tool) => !hasCommand(tool));
+const missing = ['losetup', 'mkfs.ext4', 'blkid', 'mount', 'umount', 'mountpoint', 'resize2fs'].filter(
+  (tool) => !hasCommand(tool),
+);
 const reason = !isRoot()
   ? 'not running as root'
   : missing.length
@@ -16,7 +29,8 @@ const reason = !isRoot()
     : !existsSync('/dev/loop-control')
       ? 'no /dev/loop-control (loop devices unavailable)'
       : '';
-if (reason) console.log(`prepare-data-volume tests skipped: ${reason}; they need root, loop devices and e2fsprogs/util-linux`);
+if (reason)
+  console.log(`prepare-data-volume tests skipped: ${reason}; they need root, loop devices and e2fsprogs/util-linux`);
 
 describe.skipIf(Boolean(reason))('prepare-data-volume.sh on a loop device', () => {
   let work: string;
@@ -65,10 +79,14 @@ describe.skipIf(Boolean(reason))('prepare-data-volume.sh on a loop device', () =
     const mountPoint = path.join(work, 'data');
     mounts.push(mountPoint);
     const fstab = path.join(work, 'fstab');
-    writeFileSync(fstab, '# static file system information\nUUID=11111111-2222-3333-4444-555555555555 / ext4 defaults 0 1\n');
+    writeFileSync(
+      fstab,
+      '# static file system information\nUUID=11111111-2222-3333-4444-555555555555 / ext4 defaults 0 1\n',
+    );
     return { image, device, mountPoint, fstab };
   };
-  const prepare = (device: string, mountPoint: string, fstab: string) => runScript('prepare-data-volume.sh', [device, mountPoint, fstab]);
+  const prepare = (device: string, mountPoint: string, fstab: string) =>
+    runScript('prepare-data-volume.sh', [device, mountPoint, fstab]);
   const uuidOf = (device: string) => sh('blkid', ['-p', '-s', 'UUID', '-o', 'value', device]);
   const isMounted = (mountPoint: string) => {
     try {
@@ -79,7 +97,9 @@ describe.skipIf(Boolean(reason))('prepare-data-volume.sh on a loop device', () =
     }
   };
   const entriesFor = (fstab: string, mountPoint: string) =>
-    readFileSync(fstab, 'utf8').split('\n').filter((line) => !line.startsWith('#') && line.split(/\s+/)[1] === mountPoint);
+    readFileSync(fstab, 'utf8')
+      .split('\n')
+      .filter((line) => !line.startsWith('#') && line.split(/\s+/)[1] === mountPoint);
 
   it('formats a blank device, mounts it and adds one fstab entry by UUID with nofail', () => {
     const { device, mountPoint, fstab } = setup();
@@ -147,7 +167,9 @@ describe.skipIf(Boolean(reason))('prepare-data-volume.sh on a loop device', () =
     if (run.stderr.includes('warning: resize2fs')) {
       const direct = spawnSync('resize2fs', [device], { encoding: 'utf8' });
       if (/Permission denied|Operation not permitted/.test(direct.stderr)) {
-        console.log('online resize skipped: this sandbox forbids resizing a mounted ext4 (resize2fs: permission denied)');
+        console.log(
+          'online resize skipped: this sandbox forbids resizing a mounted ext4 (resize2fs: permission denied)',
+        );
         ctx.skip();
       }
     }
@@ -189,6 +211,8 @@ describe.skipIf(Boolean(reason))('prepare-data-volume.sh on a loop device', () =
   it('checks its arguments', () => {
     work = mkdtempSync(path.join(tmpdir(), 'pdv-'));
     expect(runScript('prepare-data-volume.sh', ['/dev/null']).status).toBe(2);
-    expect(runScript('prepare-data-volume.sh', [path.join(work, 'nothing'), '/mnt/x']).stderr).toContain('is not a block device');
+    expect(runScript('prepare-data-volume.sh', [path.join(work, 'nothing'), '/mnt/x']).stderr).toContain(
+      'is not a block device',
+    );
   });
 });

@@ -12,12 +12,17 @@ export interface Run {
 }
 
 export function runScript(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const result = spawnSync('bash', [path.join(SCRIPTS, name), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  const result = spawnSync('bash', [path.join(SCRIPTS, name), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 export const sh = (command: string, args: string[]) => execFileSync(command, args, { encoding: 'utf8' }).trim();
 
-export const hasCommand = (name: string) => spawnSync('bash', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+export const hasCommand = (name: string) =>
+  spawnSync('bash', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 
 export const isRoot = () => process.getuid?.() === 0;

@@ -17,13 +17,25 @@ describe('write-compose-env.sh', () => {
   /** A strict stand-in for the AWS CLI: answers only the exact get-secret-value calls the script must make. */
   const stubAws = (secrets: Record<string, string>) => {
     const cases = Object.entries(secrets)
-      .map(([arn, value]) => `  "secretsmanager get-secret-value --region eu-central-1 --secret-id ${arn} --query SecretString --output text") printf '%s\\n' '${value}' ;;`)
+      .map(
+        ([arn, value]) =>
+          `  "secretsmanager get-secret-value --region eu-central-1 --secret-id ${arn} --query SecretString ` +
+          `--output text") printf '%s\\n' '${value}' ;;`,
+      )
       .join('\n');
-    writeFileSync(path.join(dir, 'aws'), `#!/bin/bash\ncase "$*" in\n${cases}\n  *) echo "unexpected aws call: $*" >&2; exit 254 ;;\nesac\n`, { mode: 0o755 });
+    writeFileSync(
+      path.join(dir, 'aws'),
+      `#!/bin/bash\ncase "$*" in\n${cases}\n  *) echo "unexpected aws call: $*" >&2; exit 254 ;;\nesac\n`,
+      { mode: 0o755 },
+    );
     return { PATH: `${dir}:${process.env.PATH}` };
   };
   const write = (env: NodeJS.ProcessEnv, extra?: string) =>
-    runScript('write-compose-env.sh', [path.join(dir, '.env'), 'eu-central-1', API_ARN, QDRANT_ARN, 'vol-0123456789abcdef0', ...(extra ? [extra] : [])], env);
+    runScript(
+      'write-compose-env.sh',
+      [path.join(dir, '.env'), 'eu-central-1', API_ARN, QDRANT_ARN, 'vol-0123456789abcdef0', ...(extra ? [extra] : [])],
+      env,
+    );
 
   it('writes both keys and the deployment values into a root-only file, in one step', () => {
     const extra = path.join(dir, 'extra.env');

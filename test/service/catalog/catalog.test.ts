@@ -24,7 +24,11 @@ function setup() {
   const registry = new ModelRegistry(main.onnxPath, { threads: 1, concurrency: 1, queueMax: 8, maxPixels: 50_000_000 });
   const files = new ImageFiles(path.join(dir, 'images'));
   const warnings: string[] = [];
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => store.close().catch(() => {}), () => registry.close());
+  cleanups.push(
+    () => rmSync(dir, { recursive: true, force: true }),
+    () => store.close().catch(() => {}),
+    () => registry.close(),
+  );
   const open = (overrides: { store?: VectorStore; files?: ImageFiles; liveRefreshMs?: number } = {}) =>
     Catalog.open({
       store: overrides.store ?? store,
@@ -38,7 +42,15 @@ function setup() {
 }
 
 const record = (imageId: string, itemId: string, file: string): ImageRecord => ({
-  imageId, itemId, itemName: null, itemCode: null, file, sha256: 'x', bytes: 3, model: 'main_model', createdAt: new Date().toISOString(),
+  imageId,
+  itemId,
+  itemName: null,
+  itemCode: null,
+  file,
+  sha256: 'x',
+  bytes: 3,
+  model: 'main_model',
+  createdAt: new Date().toISOString(),
 });
 
 describe('Catalog start-up', () => {
@@ -46,20 +58,25 @@ describe('Catalog start-up', () => {
     const { store, open } = setup();
     await open();
     expect(await store.listAliases()).toEqual({ items: 'items_main_model_64' });
-    expect((await store.listCollections()).map((c) => [c.name, c.dim, c.model])).toEqual([['items_main_model_64', 64, 'main_model']]);
+    expect((await store.listCollections()).map((c) => [c.name, c.dim, c.model])).toEqual([
+      ['items_main_model_64', 64, 'main_model'],
+    ]);
   });
 
-  it('refuses to start on vectors of another width, naming both widths and the migration, and drops nothing', async () => {
-    const { store, open } = setup();
-    await store.createCollection('items_old_576', 576, 'mobilenet_v3_small');
-    await store.setAlias('items', 'items_old_576');
-    await store.collection('items').upsert(record('a', 'A', 'f'), new Float32Array(576).fill(1));
-    const error = (await open().catch((e: unknown) => e)) as Error;
-    expect(error).toBeInstanceOf(StartupError);
-    expect(error.message).toMatch(/576-d.*64-d/);
-    expect(error.message).toContain('migrate --to-model');
-    expect(await store.collection('items').count()).toBe(1);
-  });
+  it(
+    'refuses to start on vectors of another width, naming both widths and the migration, and drops ' + 'nothing',
+    async () => {
+      const { store, open } = setup();
+      await store.createCollection('items_old_576', 576, 'mobilenet_v3_small');
+      await store.setAlias('items', 'items_old_576');
+      await store.collection('items').upsert(record('a', 'A', 'f'), new Float32Array(576).fill(1));
+      const error = (await open().catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(StartupError);
+      expect(error.message).toMatch(/576-d.*64-d/);
+      expect(error.message).toContain('migrate --to-model');
+      expect(await store.collection('items').count()).toBe(1);
+    },
+  );
 
   it('refuses to start on vectors of another model of the same width', async () => {
     const { store, open } = setup();
@@ -72,7 +89,11 @@ describe('Catalog start-up', () => {
     const { store, files, warnings, open } = setup();
     const first = await open(); // creates the collection
     expect(first).toBeDefined();
-    const kept = record('11111111-1111-4111-8111-111111111111', 'kept', files.relativePath('kept', '11111111-1111-4111-8111-111111111111', 'jpeg'));
+    const kept = record(
+      '11111111-1111-4111-8111-111111111111',
+      'kept',
+      files.relativePath('kept', '11111111-1111-4111-8111-111111111111', 'jpeg'),
+    );
     await store.collection('items').upsert(kept, new Float32Array(64).fill(0.5));
     await files.stage(kept.imageId, Buffer.from('abc'));
     await files.stage('22222222-2222-4222-8222-222222222222', Buffer.from('orphan'));
@@ -91,11 +112,17 @@ describe('Catalog writes keep files and points consistent', () => {
     const failing = new Proxy(store, {
       get: (target, property) =>
         property === 'collection'
-          ? (name: string) => new Proxy(target.collection(name), { get: (c, p) => (p === 'upsert' ? async () => Promise.reject(new Error('disk full')) : Reflect.get(c, p)) })
+          ? (name: string) =>
+              new Proxy(target.collection(name), {
+                get: (c, p) =>
+                  p === 'upsert' ? async () => Promise.reject(new Error('disk full')) : Reflect.get(c, p),
+              })
           : Reflect.get(target, property),
     });
     const catalog = await open({ store: failing });
-    await expect(catalog.ingest({ itemId: 'x', itemName: null, itemCode: null }, await images.jpeg(100, 80))).rejects.toThrow('disk full');
+    await expect(
+      catalog.ingest({ itemId: 'x', itemName: null, itemCode: null }, await images.jpeg(100, 80)),
+    ).rejects.toThrow('disk full');
     expect(await files.staged()).toEqual([]);
     expect(existsSync(files.root) ? readdirSync(files.root).filter((e) => e !== '.incoming') : []).toEqual([]);
   });
@@ -108,7 +135,9 @@ describe('Catalog writes keep files and points consistent', () => {
       }
     }
     const catalog = await open({ files: new BrokenFiles(files.root) });
-    await expect(catalog.ingest({ itemId: 'y', itemName: null, itemCode: null }, await images.jpeg(100, 80))).rejects.toThrow('rename failed');
+    await expect(
+      catalog.ingest({ itemId: 'y', itemName: null, itemCode: null }, await images.jpeg(100, 80)),
+    ).rejects.toThrow('rename failed');
     expect(await store.collection('items').itemImages('y')).toEqual([]);
     expect(await files.staged()).toEqual([]);
   });
@@ -128,16 +157,21 @@ describe('Catalog follows a migration', () => {
     const embedded = await catalog.embed(photo);
     expect(embedded).toMatchObject({ model: 'next_model', dim: 96 });
     await catalog.ingest({ itemId: 'after', itemName: null, itemCode: null }, photo);
-    expect((await store.collection('items_next_model_96').itemImages('after'))[0]).toMatchObject({ model: 'next_model' });
+    expect((await store.collection('items_next_model_96').itemImages('after'))[0]).toMatchObject({
+      model: 'next_model',
+    });
     expect(await catalog.ready()).toEqual({ collection: 'items_next_model_96', model: 'next_model', dim: 96 });
   });
 
-  it('answers 503 when the new collection\'s model is not available', async () => {
+  it("answers 503 when the new collection's model is not available", async () => {
     const { store, open } = setup();
     const catalog = await open({ liveRefreshMs: 0 });
     await store.createCollection('items_gone_32', 32, 'gone_model');
     await store.setAlias('items', 'items_gone_32');
-    await expect(catalog.search(await images.jpeg(64, 64), 5)).rejects.toMatchObject({ status: 503, code: 'model_unavailable' });
+    await expect(catalog.search(await images.jpeg(64, 64), 5)).rejects.toMatchObject({
+      status: 503,
+      code: 'model_unavailable',
+    });
   });
 });
 

@@ -11,24 +11,43 @@ const dir = mkdtempSync(path.join(tmpdir(), 'model-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const norm = (v: Float32Array) => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
-const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, i) => sum + x * b[i]!, 0) / (norm(a) * norm(b));
+const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, i) => sum + x * b[i], 0) / (norm(a) * norm(b));
 
 describe('loadModel', () => {
   it('loads a real ONNX model and returns unit-length vectors of the sidecar width', async () => {
     const { onnxPath } = writeTestModel({ dir, name: 'ok', dim: 576 });
     const model = await loadModel(onnxPath, { threads: 1 });
-    expect(model.manifest).toMatchObject({ name: 'ok', dim: 576, input: 'input', output: 'embedding', resize: 256, crop: 224 });
+    expect(model.manifest).toMatchObject({
+      name: 'ok',
+      dim: 576,
+      input: 'input',
+      output: 'embedding',
+      resize: 256,
+      crop: 224,
+    });
     const tensor = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
     const [vector] = await model.run([tensor]);
     expect(vector).toHaveLength(576);
-    expect(norm(vector!)).toBeCloseTo(1, 5);
+    expect(norm(vector)).toBeCloseTo(1, 5);
     await model.close();
   });
 
   const mismatches: Array<[string, Parameters<typeof writeTestModel>[0], RegExp]> = [
-    ['input name', { dir, name: 'bad_input', sidecar: { input: 'pixels' } }, /sidecar names input "pixels".*\["input"\]/],
-    ['output name', { dir, name: 'bad_output', sidecar: { output: 'features' } }, /sidecar names output "features".*\["embedding"\]/],
-    ['output width', { dir, name: 'bad_dim', dim: 576, sidecar: { dim: 1280 } }, /sidecar says 1280-d but the model outputs shape \[1, 576\]/],
+    [
+      'input name',
+      { dir, name: 'bad_input', sidecar: { input: 'pixels' } },
+      /sidecar names input "pixels".*\["input"\]/,
+    ],
+    [
+      'output name',
+      { dir, name: 'bad_output', sidecar: { output: 'features' } },
+      /sidecar names output "features".*\["embedding"\]/,
+    ],
+    [
+      'output width',
+      { dir, name: 'bad_dim', dim: 576, sidecar: { dim: 1280 } },
+      /sidecar says 1280-d but the model outputs shape \[1, 576\]/,
+    ],
   ];
   for (const [what, options, message] of mismatches) {
     it(`refuses a sidecar whose ${what} does not match the model, naming the file`, async () => {
@@ -43,15 +62,21 @@ describe('loadModel', () => {
   it('refuses a missing sidecar with its path', async () => {
     const { onnxPath, sidecarPath } = writeTestModel({ dir, name: 'no_sidecar' });
     rmSync(sidecarPath);
-    await expect(loadModel(onnxPath, { threads: 1 })).rejects.toThrow(`Cannot read the model sidecar ${sidecarPath}: it does not exist`);
+    await expect(loadModel(onnxPath, { threads: 1 })).rejects.toThrow(
+      `Cannot read the model sidecar ${sidecarPath}: it does not exist`,
+    );
   });
 
   it('lists every problem of an invalid sidecar', async () => {
     const { onnxPath, sidecarPath } = writeTestModel({ dir, name: 'invalid' });
-    writeFileSync(sidecarPath, JSON.stringify({ name: 'invalid', dim: -1, input: 'input', mean: [1, 2], std: [0.2, 0.2, 0] }));
+    writeFileSync(
+      sidecarPath,
+      JSON.stringify({ name: 'invalid', dim: -1, input: 'input', mean: [1, 2], std: [0.2, 0.2, 0] }),
+    );
     const error = (await loadModel(onnxPath, { threads: 1 }).catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(ModelError);
-    for (const field of ['"output"', '"dim"', '"resize"', '"crop"', '"mean"', '"std"']) expect(error.message).toContain(field);
+    for (const field of ['"output"', '"dim"', '"resize"', '"crop"', '"mean"', '"std"'])
+      expect(error.message).toContain(field);
   });
 
   it('refuses a file that is not an ONNX model', async () => {
@@ -91,7 +116,7 @@ describe('Embedder through the registry', () => {
     const batch = await embedder.embedBatch(inputs);
     for (const [i, bytes] of inputs.entries()) {
       const single = await embedder.embed(bytes);
-      expect(cosine(batch[i]!, single)).toBeGreaterThan(0.99999);
+      expect(cosine(batch[i], single)).toBeGreaterThan(0.99999);
     }
   });
 

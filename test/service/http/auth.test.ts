@@ -21,10 +21,17 @@ describe('Image-Search-Api-Key', () => {
   ];
   for (const [method, url] of routes) {
     it(`401 on ${method} ${url} without the key, and with a wrong one`, async () => {
-      for (const headers of [{}, { 'image-search-api-key': 'wrong' }, { 'image-search-api-key': 'correct horse battery staple!' }]) {
+      for (const headers of [
+        {},
+        { 'image-search-api-key': 'wrong' },
+        { 'image-search-api-key': 'correct horse battery staple!' },
+      ]) {
         const response = await t.app.inject({ method: method as 'GET', url, headers });
         expect(response.statusCode).toBe(401);
-        expect(response.json()).toMatchObject({ error: 'unauthorized', message: expect.stringContaining('Image-Search-Api-Key') });
+        expect(response.json()).toMatchObject({
+          error: 'unauthorized',
+          message: expect.stringContaining('Image-Search-Api-Key'),
+        });
       }
     });
   }

@@ -11,12 +11,18 @@ describe('error responses', () => {
   it('404 JSON for an unknown route', async () => {
     const response = await t.app.inject({ method: 'GET', url: '/nope?x=1' });
     expect(response.statusCode).toBe(404);
-    expect(response.json()).toEqual({ error: 'not_found', message: 'No route GET /nope. See the README for the endpoints.' });
+    expect(response.json()).toEqual({
+      error: 'not_found',
+      message: 'No route GET /nope. See the README for the endpoints.',
+    });
   });
 
   it('never answers malformed multipart with a 500 or a stack trace', async () => {
     const bodies = [
-      { 'content-type': 'multipart/form-data; boundary=xyz', payload: '--xyz\r\nContent-Disposition: form-data; name="item_id"\r\n\r\nabc' },
+      {
+        'content-type': 'multipart/form-data; boundary=xyz',
+        payload: '--xyz\r\nContent-Disposition: form-data; name="item_id"\r\n\r\nabc',
+      },
       { 'content-type': 'multipart/form-data', payload: 'garbage' },
       { 'content-type': 'application/octet-stream', payload: Buffer.from([1, 2, 3]) },
       { 'content-type': 'text/plain', payload: 'hello' },

@@ -136,8 +136,21 @@ describe('IMAGE_URL_ALLOW', () => {
   });
 
   it('never permits the metadata addresses or 169.254.0.0/16, whatever it lists', () => {
-    const allow = parseAllowList(['169.254.0.0/16', '169.254.169.254', 'fd00::/8', '0.0.0.0/0', '::/0', 'metadata.test']);
-    for (const text of ['169.254.169.254', '169.254.10.10', 'fd00:ec2::254', '::ffff:169.254.169.254', '64:ff9b::a9fe:a9fe']) {
+    const allow = parseAllowList([
+      '169.254.0.0/16',
+      '169.254.169.254',
+      'fd00::/8',
+      '0.0.0.0/0',
+      '::/0',
+      'metadata.test',
+    ]);
+    for (const text of [
+      '169.254.169.254',
+      '169.254.10.10',
+      'fd00:ec2::254',
+      '::ffff:169.254.169.254',
+      '64:ff9b::a9fe:a9fe',
+    ]) {
       expect(verdict(text, 'metadata.test', allow)?.always, text).toBe(true);
     }
     // The same list does permit other private targets.

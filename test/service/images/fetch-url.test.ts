@@ -27,10 +27,11 @@ function stubDns(table: Record<string, string[]>) {
     queries.push(hostname);
     setImmediate(() => {
       const answers = table[hostname];
-      if (!answers) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
+      if (!answers)
+        return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
       const list = answers.map((address) => ({ address, family: net.isIP(address) }));
       if (options.all) callback(null, list);
-      else callback(null, list[0]!.address, list[0]!.family);
+      else callback(null, list[0].address, list[0].family);
     });
   };
   return { lookup, queries };
@@ -49,7 +50,12 @@ function policy(overrides: Partial<UrlFetchPolicy> = {}): UrlFetchPolicy {
   };
 }
 
-async function expectFailure(promise: Promise<unknown>, status: number, code: string, message?: RegExp): Promise<ServiceError> {
+async function expectFailure(
+  promise: Promise<unknown>,
+  status: number,
+  code: string,
+  message?: RegExp,
+): Promise<ServiceError> {
   const error: unknown = await promise.then(
     () => new Error('expected the fetch to fail, but it returned bytes'),
     (reason: unknown) => reason,
@@ -115,7 +121,10 @@ function routes(req: http.IncomingMessage, res: http.ServerResponse): void {
     else res.writeHead(302, { location: `/chain/${left - 1}` }).end();
   } else if (slowChain) {
     const left = Number(slowChain[1]);
-    setTimeout(() => (left === 0 ? res.end(IMAGE) : res.writeHead(302, { location: `/slow-chain/${left - 1}` }).end()), 150);
+    setTimeout(
+      () => (left === 0 ? res.end(IMAGE) : res.writeHead(302, { location: `/slow-chain/${left - 1}` }).end()),
+      150,
+    );
   } else if (url.pathname === '/redirect') {
     const to = param('to');
     res.writeHead(Number(param('status') ?? 302), to === null ? {} : { location: to }).end();
@@ -229,7 +238,12 @@ describe('URL syntax → 400 invalid_url', () => {
     [`http://images.test/${'a'.repeat(9000)}`, /longer than 8192/],
   ])('%s', async (url, message) => {
     const dnsStub = stubDns({ 'images.test': ['127.0.0.1'] });
-    await expectFailure(fetchImage(url, policy({ lookup: dnsStub.lookup, allow: ['images.test'] })), 400, 'invalid_url', message);
+    await expectFailure(
+      fetchImage(url, policy({ lookup: dnsStub.lookup, allow: ['images.test'] })),
+      400,
+      'invalid_url',
+      message,
+    );
     expect(dnsStub.queries).toEqual([]);
     expect(connects).toEqual([]);
   });
@@ -239,7 +253,12 @@ describe('refused addresses → 400 url_refused, no DNS-to-connect window, no co
   // [url, DNS answers, IMAGE_URL_ALLOW, expected words in the message]
   const CASES: [string, Record<string, string[]>, string[], RegExp][] = [
     // Names resolving into refused ranges (IPv4).
-    ['http://victim.test/a.jpg', { 'victim.test': ['127.0.0.1'] }, [], /victim\.test resolves to 127\.0\.0\.1, which is loopback/],
+    [
+      'http://victim.test/a.jpg',
+      { 'victim.test': ['127.0.0.1'] },
+      [],
+      /victim\.test resolves to 127\.0\.0\.1, which is loopback/,
+    ],
     ['http://victim.test/', { 'victim.test': ['127.8.9.10'] }, [], /loopback/],
     ['http://victim.test/', { 'victim.test': ['10.0.0.1'] }, [], /private \(RFC 1918\)/],
     ['http://victim.test/', { 'victim.test': ['172.16.5.4'] }, [], /private/],
@@ -291,15 +310,30 @@ describe('refused addresses → 400 url_refused, no DNS-to-connect window, no co
     // Metadata is refused always, whatever IMAGE_URL_ALLOW says.
     ['http://169.254.169.254/', {}, ['169.254.169.254', '169.254.0.0/16', '0.0.0.0/0'], /refused always/],
     ['http://metadata.test/', { 'metadata.test': ['169.254.169.254'] }, ['metadata.test'], /refused always/],
-    ['http://metadata.test/', { 'metadata.test': ['169.254.7.7'] }, ['metadata.test', '169.254.0.0/16'], /refused always/],
-    ['http://metadata.test/', { 'metadata.test': ['fd00:ec2::254'] }, ['metadata.test', 'fd00::/8', '::/0'], /refused always/],
+    [
+      'http://metadata.test/',
+      { 'metadata.test': ['169.254.7.7'] },
+      ['metadata.test', '169.254.0.0/16'],
+      /refused always/,
+    ],
+    [
+      'http://metadata.test/',
+      { 'metadata.test': ['fd00:ec2::254'] },
+      ['metadata.test', 'fd00::/8', '::/0'],
+      /refused always/,
+    ],
     ['http://[fd00:ec2::254]/', {}, ['::/0'], /refused always/],
     ['http://nat64.test/', { 'nat64.test': ['64:ff9b::a9fe:a9fe'] }, ['nat64.test', '64:ff9b::/96'], /refused always/],
   ];
 
   it.each(CASES)('%s with DNS %j and allow %j', async (url, answers, allow, reason) => {
     const dnsStub = stubDns(answers);
-    const failure = await expectFailure(fetchImage(url, policy({ allow, lookup: dnsStub.lookup })), 400, 'url_refused', reason);
+    const failure = await expectFailure(
+      fetchImage(url, policy({ allow, lookup: dnsStub.lookup })),
+      400,
+      'url_refused',
+      reason,
+    );
     expect(failure.message).toMatch(/IMAGE_URL_ALLOW/);
     expect(connects, 'a refused address got a connection attempt').toEqual([]);
     const { hostname, pathname } = new URL(url);
@@ -311,7 +345,12 @@ describe('refused addresses → 400 url_refused, no DNS-to-connect window, no co
   it('a name pointing at a live loopback server is refused and that server sees no connection', async () => {
     const server = await startServer();
     const dnsStub = stubDns({ 'victim.test': ['127.0.0.1'] });
-    await expectFailure(fetchImage(server.url('/img', 'victim.test'), policy({ lookup: dnsStub.lookup })), 400, 'url_refused', /loopback/);
+    await expectFailure(
+      fetchImage(server.url('/img', 'victim.test'), policy({ lookup: dnsStub.lookup })),
+      400,
+      'url_refused',
+      /loopback/,
+    );
     await expectFailure(fetchImage(server.url('/img'), policy()), 400, 'url_refused', /loopback/);
     expect(server.connections).toBe(0);
     expect(connects).toEqual([]);
@@ -347,8 +386,8 @@ describe('allowed targets (IMAGE_URL_ALLOW) on the local server', () => {
     expect(bytes.equals(IMAGE)).toBe(true);
     expect(connects).toEqual([`127.0.0.1:${server.port}`]);
     expect(dnsStub.queries.length).toBeLessThanOrEqual(1);
-    expect(server.requests[0]!.host).toBe(new URL(server.url('/', host)).host);
-    expect(server.requests[0]!.acceptEncoding).toBe('identity');
+    expect(server.requests[0].host).toBe(new URL(server.url('/', host)).host);
+    expect(server.requests[0].acceptEncoding).toBe('identity');
   });
 
   it('connects to the checked address: a rebinding resolver gets one query and no second chance', async () => {
@@ -356,10 +395,13 @@ describe('allowed targets (IMAGE_URL_ALLOW) on the local server', () => {
     const queries: string[] = [];
     const rebinding: LookupFunction = (hostname, _options, callback) => {
       queries.push(hostname);
-      const address = answers[Math.min(queries.length - 1, answers.length - 1)]![0]!;
+      const address = answers[Math.min(queries.length - 1, answers.length - 1)][0];
       setImmediate(() => callback(null, [{ address, family: 4 }]));
     };
-    const bytes = await fetchImage(server.url('/img', 'rebind.test'), policy({ allow: ['rebind.test'], lookup: rebinding }));
+    const bytes = await fetchImage(
+      server.url('/img', 'rebind.test'),
+      policy({ allow: ['rebind.test'], lookup: rebinding }),
+    );
     expect(bytes.equals(IMAGE)).toBe(true);
     expect(queries).toEqual(['rebind.test']);
     expect(connects).toEqual([`127.0.0.1:${server.port}`]);
@@ -371,17 +413,20 @@ describe('allowed targets (IMAGE_URL_ALLOW) on the local server', () => {
   });
 });
 
-describe.skipIf(!(await ipv6LoopbackWorks()))('allowed IPv6 loopback target (skipped when ::1 cannot listen here)', () => {
-  it('permits [::1] when IMAGE_URL_ALLOW lists ::1/128', async () => {
-    const server = http.createServer(routes);
-    await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
-    running.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
-    const { port } = server.address() as net.AddressInfo;
-    const bytes = await fetchImage(`http://[::1]:${port}/img`, policy({ allow: ['::1/128'] }));
-    expect(bytes.equals(IMAGE)).toBe(true);
-    expect(connects).toEqual([`::1:${port}`]);
-  });
-});
+describe.skipIf(!(await ipv6LoopbackWorks()))(
+  'allowed IPv6 loopback target (skipped when ::1 cannot listen here)',
+  () => {
+    it('permits [::1] when IMAGE_URL_ALLOW lists ::1/128', async () => {
+      const server = http.createServer(routes);
+      await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+      running.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+      const { port } = server.address() as net.AddressInfo;
+      const bytes = await fetchImage(`http://[::1]:${port}/img`, policy({ allow: ['::1/128'] }));
+      expect(bytes.equals(IMAGE)).toBe(true);
+      expect(connects).toEqual([`::1:${port}`]);
+    });
+  },
+);
 
 async function ipv6LoopbackWorks(): Promise<boolean> {
   const probe = net.createServer();
@@ -401,7 +446,11 @@ describe('redirects', () => {
     policy({ allow: ['images.test', '169.254.0.0/16', 'meta.test'], lookup: dnsStub.lookup, ...overrides });
   beforeEach(async () => {
     server = await startServer();
-    dnsStub = stubDns({ 'images.test': ['127.0.0.1'], 'internal.test': ['10.0.0.5'], 'meta.test': ['169.254.169.254'] });
+    dnsStub = stubDns({
+      'images.test': ['127.0.0.1'],
+      'internal.test': ['10.0.0.5'],
+      'meta.test': ['169.254.169.254'],
+    });
   });
 
   it('follows a chain of exactly maxRedirects hops, checking every hop', async () => {
@@ -412,12 +461,22 @@ describe('redirects', () => {
   });
 
   it('one hop too many → 502 url_fetch_failed, and the extra hop is not requested', async () => {
-    await expectFailure(fetchImage(server.url('/chain/3', 'images.test'), allowed({ maxRedirects: 2 })), 502, 'url_fetch_failed', /redirected more than 2 times/);
+    await expectFailure(
+      fetchImage(server.url('/chain/3', 'images.test'), allowed({ maxRedirects: 2 })),
+      502,
+      'url_fetch_failed',
+      /redirected more than 2 times/,
+    );
     expect(server.requests).toHaveLength(3);
   });
 
   it('maxRedirects 0 follows nothing', async () => {
-    await expectFailure(fetchImage(server.url('/chain/1', 'images.test'), allowed({ maxRedirects: 0 })), 502, 'url_fetch_failed', /more than 0 times/);
+    await expectFailure(
+      fetchImage(server.url('/chain/1', 'images.test'), allowed({ maxRedirects: 0 })),
+      502,
+      'url_fetch_failed',
+      /more than 0 times/,
+    );
     expect(server.requests).toHaveLength(1);
   });
 
@@ -430,7 +489,11 @@ describe('redirects', () => {
     expect((await fetchImage(server.url('/a/b/relative', 'images.test'), allowed())).equals(IMAGE)).toBe(true);
     expect((await fetchImage(server.url('/redirect?to=img', 'images.test'), allowed())).equals(IMAGE)).toBe(true);
     const schemeRelative = `//images.test:${server.port}/img`;
-    expect((await fetchImage(server.url(`/redirect?to=${encodeURIComponent(schemeRelative)}`, 'images.test'), allowed())).equals(IMAGE)).toBe(true);
+    expect(
+      (
+        await fetchImage(server.url(`/redirect?to=${encodeURIComponent(schemeRelative)}`, 'images.test'), allowed())
+      ).equals(IMAGE),
+    ).toBe(true);
     expect(server.requests.map((request) => request.path)).toEqual([
       '/a/b/relative',
       '/img',
@@ -442,14 +505,27 @@ describe('redirects', () => {
   });
 
   it.each([
-    ['a private name', 'http://internal.test/secret', /redirect from images\.test:\d+\): internal\.test resolves to 10\.0\.0\.5, which is private/],
+    [
+      'a private name',
+      'http://internal.test/secret',
+      /redirect from images\.test:\d+\): internal\.test resolves to 10\.0\.0\.5, which is private/,
+    ],
     ['the metadata address, even though allowed', 'http://169.254.169.254/latest/meta-data/', /refused always/],
-    ['a metadata name, even though allowed', 'http://meta.test/latest/meta-data/', /meta\.test resolves to 169\.254\.169\.254.*refused always/],
+    [
+      'a metadata name, even though allowed',
+      'http://meta.test/latest/meta-data/',
+      /meta\.test resolves to 169\.254\.169\.254.*refused always/,
+    ],
     ['the same server by IP, which is not allow-listed', 'http://127.0.0.1:PORT/img', /127\.0\.0\.1 is loopback/],
     ['an IPv6 loopback literal', 'http://[::1]:PORT/img', /::1 is loopback/],
   ])('a hop into %s → 400 url_refused before connecting', async (_what, location, message) => {
     const to = encodeURIComponent(location.replace('PORT', String(server.port)));
-    await expectFailure(fetchImage(server.url(`/redirect?to=${to}`, 'images.test'), allowed()), 400, 'url_refused', message);
+    await expectFailure(
+      fetchImage(server.url(`/redirect?to=${to}`, 'images.test'), allowed()),
+      400,
+      'url_refused',
+      message,
+    );
     expect(connects).toEqual([`127.0.0.1:${server.port}`]);
     expect(server.connections).toBe(1);
   });
@@ -460,12 +536,22 @@ describe('redirects', () => {
     ['http://user:pass@images.test/a.jpg', 400, 'url_refused', /credentials/],
     ['http://[::1', 502, 'url_fetch_failed', /invalid URL/],
   ] as const)('a redirect to %s → %i %s', async (location, status, code, message) => {
-    await expectFailure(fetchImage(server.url(`/redirect?to=${encodeURIComponent(location)}`, 'images.test'), allowed()), status, code, message);
+    await expectFailure(
+      fetchImage(server.url(`/redirect?to=${encodeURIComponent(location)}`, 'images.test'), allowed()),
+      status,
+      code,
+      message,
+    );
     expect(server.connections).toBe(1);
   });
 
   it('a redirect status without Location is a failed fetch', async () => {
-    await expectFailure(fetchImage(server.url('/redirect?status=302', 'images.test'), allowed()), 502, 'url_fetch_failed', /HTTP 302/);
+    await expectFailure(
+      fetchImage(server.url('/redirect?status=302', 'images.test'), allowed()),
+      502,
+      'url_fetch_failed',
+      /HTTP 302/,
+    );
   });
 });
 
@@ -482,7 +568,12 @@ describe('size limit (MAX_IMAGE_BYTES) → 413 image_too_large', () => {
   });
 
   it('refuses one byte over the limit, by Content-Length and while streaming chunks', async () => {
-    await expectFailure(fetchImage(server.url('/img'), limited(IMAGE.length - 1)), 413, 'image_too_large', /127\.0\.0\.1:\d+ is larger than 2999 bytes \(MAX_IMAGE_BYTES\)/);
+    await expectFailure(
+      fetchImage(server.url('/img'), limited(IMAGE.length - 1)),
+      413,
+      'image_too_large',
+      /127\.0\.0\.1:\d+ is larger than 2999 bytes \(MAX_IMAGE_BYTES\)/,
+    );
     await expectFailure(fetchImage(server.url('/chunked'), limited(IMAGE.length - 1)), 413, 'image_too_large');
   });
 
@@ -519,12 +610,21 @@ describe('timeouts → 504 url_timeout', () => {
   });
 
   it('total timeout: a body that stalls half-way', async () => {
-    await expectFailure(fetchImage(server.url('/stall-body'), policy({ allow: ['127.0.0.1/32'], timeoutMs: 300 })), 504, 'url_timeout');
+    await expectFailure(
+      fetchImage(server.url('/stall-body'), policy({ allow: ['127.0.0.1/32'], timeoutMs: 300 })),
+      504,
+      'url_timeout',
+    );
     await waitFor(() => server.closed === 1, 'the stalled connection to be destroyed');
   });
 
   it('the total timeout spans redirects: hops that are each fast enough add up', async () => {
-    await expectFailure(fetchImage(server.url('/slow-chain/3'), policy({ allow: ['127.0.0.1/32'], timeoutMs: 400 })), 504, 'url_timeout', /IMAGE_URL_TIMEOUT_MS/);
+    await expectFailure(
+      fetchImage(server.url('/slow-chain/3'), policy({ allow: ['127.0.0.1/32'], timeoutMs: 400 })),
+      504,
+      'url_timeout',
+      /IMAGE_URL_TIMEOUT_MS/,
+    );
     expect(server.requests.length).toBeGreaterThanOrEqual(2);
   });
 
@@ -549,7 +649,10 @@ describe('timeouts → 504 url_timeout', () => {
     const silent = await startSilentServer();
     const started = Date.now();
     await expectFailure(
-      fetchImage(`https://127.0.0.1:${silent.port}/a.jpg`, policy({ allow: ['127.0.0.1/32'], connectTimeoutMs: 200, timeoutMs: 10_000 })),
+      fetchImage(
+        `https://127.0.0.1:${silent.port}/a.jpg`,
+        policy({ allow: ['127.0.0.1/32'], connectTimeoutMs: 200, timeoutMs: 10_000 }),
+      ),
       504,
       'url_timeout',
       /IMAGE_URL_CONNECT_TIMEOUT_MS/,
@@ -560,7 +663,10 @@ describe('timeouts → 504 url_timeout', () => {
   });
 
   it('the connect timeout does not cut a slow response once connected', async () => {
-    const bytes = await fetchImage(server.url('/slow-chain/0'), policy({ allow: ['127.0.0.1/32'], connectTimeoutMs: 100, timeoutMs: 5000 }));
+    const bytes = await fetchImage(
+      server.url('/slow-chain/0'),
+      policy({ allow: ['127.0.0.1/32'], connectTimeoutMs: 100, timeoutMs: 5000 }),
+    );
     expect(bytes.equals(IMAGE)).toBe(true);
   });
 });
@@ -572,32 +678,66 @@ describe('upstream failures → 502 url_fetch_failed', () => {
   });
 
   it.each([404, 403, 500, 503, 304])('final status %i', async (code) => {
-    await expectFailure(fetchImage(server.url(`/status?code=${code}`), policy({ allow: ['127.0.0.1/32'] })), 502, 'url_fetch_failed', new RegExp(`answered HTTP ${code}`));
+    await expectFailure(
+      fetchImage(server.url(`/status?code=${code}`), policy({ allow: ['127.0.0.1/32'] })),
+      502,
+      'url_fetch_failed',
+      new RegExp(`answered HTTP ${code}`),
+    );
   });
 
   it('keeps the path and query out of the message (they may carry tokens)', async () => {
-    const failure = await expectFailure(fetchImage(server.url('/status?code=404&token=SECRET123'), policy({ allow: ['127.0.0.1/32'] })), 502, 'url_fetch_failed');
+    const failure = await expectFailure(
+      fetchImage(server.url('/status?code=404&token=SECRET123'), policy({ allow: ['127.0.0.1/32'] })),
+      502,
+      'url_fetch_failed',
+    );
     expect(failure.message).not.toContain('SECRET123');
   });
 
   it('NXDOMAIN and an empty answer', async () => {
     const dnsStub = stubDns({ 'empty.test': [] });
-    await expectFailure(fetchImage('http://nowhere.test/a.jpg', policy({ lookup: dnsStub.lookup })), 502, 'url_fetch_failed', /Could not resolve nowhere\.test \(ENOTFOUND\)/);
-    await expectFailure(fetchImage('http://empty.test/a.jpg', policy({ lookup: dnsStub.lookup })), 502, 'url_fetch_failed', /no addresses/);
+    await expectFailure(
+      fetchImage('http://nowhere.test/a.jpg', policy({ lookup: dnsStub.lookup })),
+      502,
+      'url_fetch_failed',
+      /Could not resolve nowhere\.test \(ENOTFOUND\)/,
+    );
+    await expectFailure(
+      fetchImage('http://empty.test/a.jpg', policy({ lookup: dnsStub.lookup })),
+      502,
+      'url_fetch_failed',
+      /no addresses/,
+    );
     expect(connects).toEqual([]);
   });
 
   it('connection refused', async () => {
     const port = await freePort();
-    await expectFailure(fetchImage(`http://127.0.0.1:${port}/a.jpg`, policy({ allow: ['127.0.0.1/32'] })), 502, 'url_fetch_failed', /connection refused \(ECONNREFUSED\)/);
+    await expectFailure(
+      fetchImage(`http://127.0.0.1:${port}/a.jpg`, policy({ allow: ['127.0.0.1/32'] })),
+      502,
+      'url_fetch_failed',
+      /connection refused \(ECONNREFUSED\)/,
+    );
   });
 
   it('connection reset before a response', async () => {
-    await expectFailure(fetchImage(server.url('/reset'), policy({ allow: ['127.0.0.1/32'] })), 502, 'url_fetch_failed', /ECONNRESET/);
+    await expectFailure(
+      fetchImage(server.url('/reset'), policy({ allow: ['127.0.0.1/32'] })),
+      502,
+      'url_fetch_failed',
+      /ECONNRESET/,
+    );
   });
 
   it('connection closed before the announced length arrived', async () => {
-    await expectFailure(fetchImage(server.url('/truncated'), policy({ allow: ['127.0.0.1/32'] })), 502, 'url_fetch_failed', /closed before the whole image arrived/);
+    await expectFailure(
+      fetchImage(server.url('/truncated'), policy({ allow: ['127.0.0.1/32'] })),
+      502,
+      'url_fetch_failed',
+      /closed before the whole image arrived/,
+    );
   });
 });
 
@@ -615,7 +755,8 @@ describe('extra headers (IMAGE_URL_HEADERS) go only to hosts IMAGE_URL_ALLOW nam
       lookup: stubDns({ 'erp.test': ['127.0.0.1'], 'cdn.test': ['127.0.0.1'] }).lookup,
     });
   });
-  const seen = (target: TestServer) => target.requests.map((request) => [request.host, request.authorization ?? null, request.extra ?? null]);
+  const seen = (target: TestServer) =>
+    target.requests.map((request) => [request.host, request.authorization ?? null, request.extra ?? null]);
 
   it('sent to the named host; not to a host that is only inside an allowed CIDR, nor to the IP', async () => {
     await fetchImage(server.url('/img', 'erp.test'), headerPolicy);
@@ -637,7 +778,10 @@ describe('extra headers (IMAGE_URL_HEADERS) go only to hosts IMAGE_URL_ALLOW nam
   });
 
   it('dropped on a redirect to another host', async () => {
-    await fetchImage(server.url(`/redirect?to=${encodeURIComponent(server.url('/img', 'cdn.test'))}`, 'erp.test'), headerPolicy);
+    await fetchImage(
+      server.url(`/redirect?to=${encodeURIComponent(server.url('/img', 'cdn.test'))}`, 'erp.test'),
+      headerPolicy,
+    );
     expect(seen(server)).toEqual([
       [`erp.test:${server.port}`, TOKEN, 'yes'],
       [`cdn.test:${server.port}`, null, null],
@@ -645,7 +789,10 @@ describe('extra headers (IMAGE_URL_HEADERS) go only to hosts IMAGE_URL_ALLOW nam
   });
 
   it('dropped on a redirect to another port of the same host (another origin)', async () => {
-    await fetchImage(server.url(`/redirect?to=${encodeURIComponent(other.url('/img', 'erp.test'))}`, 'erp.test'), headerPolicy);
+    await fetchImage(
+      server.url(`/redirect?to=${encodeURIComponent(other.url('/img', 'erp.test'))}`, 'erp.test'),
+      headerPolicy,
+    );
     expect(seen(server)).toEqual([[`erp.test:${server.port}`, TOKEN, 'yes']]);
     expect(seen(other)).toEqual([[`erp.test:${other.port}`, null, null]]);
   });
@@ -668,14 +815,18 @@ describe('abort signal', () => {
     const controller = new AbortController();
     const reason = new Error('client went away');
     setTimeout(() => controller.abort(reason), 50);
-    await expect(fetchImage(server.url('/hang'), policy({ allow: ['127.0.0.1/32'] }), controller.signal)).rejects.toBe(reason);
+    await expect(fetchImage(server.url('/hang'), policy({ allow: ['127.0.0.1/32'] }), controller.signal)).rejects.toBe(
+      reason,
+    );
     await waitFor(() => server.connections === 1 && server.closed === 1, 'the aborted connection to be destroyed');
   });
 
   it('an already aborted signal opens nothing', async () => {
     const controller = new AbortController();
     controller.abort(new Error('gone'));
-    await expect(fetchImage('http://127.0.0.1:9/a.jpg', policy({ allow: ['127.0.0.1/32'] }), controller.signal)).rejects.toThrow('gone');
+    await expect(
+      fetchImage('http://127.0.0.1:9/a.jpg', policy({ allow: ['127.0.0.1/32'] }), controller.signal),
+    ).rejects.toThrow('gone');
     expect(connects).toEqual([]);
   });
 });
@@ -692,8 +843,13 @@ describe('https', () => {
   let dnsStub: ReturnType<typeof stubDns>;
   const trustTestCa = () => {
     const realTlsConnect = tls.connect;
-    return vi.spyOn(tls, 'connect').mockImplementation(((options: tls.ConnectionOptions, ...rest: unknown[]) =>
-      (realTlsConnect as (...args: unknown[]) => tls.TLSSocket)({ ...options, ca: [cert] }, ...rest)) as typeof tls.connect);
+    return vi
+      .spyOn(tls, 'connect')
+      .mockImplementation(((options: tls.ConnectionOptions, ...rest: unknown[]) =>
+        (realTlsConnect as (...args: unknown[]) => tls.TLSSocket)(
+          { ...options, ca: [cert] },
+          ...rest,
+        )) as typeof tls.connect);
   };
   beforeEach(async () => {
     secure = await startServer({ key, cert });
@@ -704,7 +860,10 @@ describe('https', () => {
   it('connects to the checked address with SNI and Host set to the hostname', async () => {
     const spy = trustTestCa();
     try {
-      const bytes = await fetchImage(secure.url('/img', 'images.test'), policy({ allow: ['images.test'], lookup: dnsStub.lookup }));
+      const bytes = await fetchImage(
+        secure.url('/img', 'images.test'),
+        policy({ allow: ['images.test'], lookup: dnsStub.lookup }),
+      );
       expect(bytes.equals(IMAGE)).toBe(true);
     } finally {
       spy.mockRestore();
@@ -741,7 +900,10 @@ describe('https', () => {
     try {
       const downgrade = encodeURIComponent(plain.url('/img', 'images.test'));
       await expectFailure(
-        fetchImage(secure.url(`/redirect?to=${downgrade}`, 'images.test'), policy({ allow: ['images.test'], lookup: dnsStub.lookup })),
+        fetchImage(
+          secure.url(`/redirect?to=${downgrade}`, 'images.test'),
+          policy({ allow: ['images.test'], lookup: dnsStub.lookup }),
+        ),
         400,
         'url_refused',
         /from https to plain http/,
@@ -797,7 +959,10 @@ function selfSignedCertificate(name: string): { key: string; cert: string } {
   );
   const signature = crypto.sign('sha256', tbs, privateKey);
   const certificate = seq(tbs, ecdsaWithSha256, der(0x03, Buffer.from([0]), signature));
-  const pem = certificate.toString('base64').match(/.{1,64}/g)!.join('\n');
+  const pem = certificate
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n');
   return {
     key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     cert: `-----BEGIN CERTIFICATE-----\n${pem}\n-----END CERTIFICATE-----\n`,

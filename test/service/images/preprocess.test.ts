@@ -12,7 +12,7 @@ const AREA = 224 * 224;
 const FIXTURES = path.join(import.meta.dirname, '../../fixtures/parity');
 
 /** Undo Normalize + ToTensor: the 0-255 pixel value of channel c at index i. */
-const pixel = (tensor: Float32Array, c: number, i: number) => (tensor[c * AREA + i]! * spec.std[c] + spec.mean[c]) * 255;
+const pixel = (tensor: Float32Array, c: number, i: number) => (tensor[c * AREA + i] * spec.std[c] + spec.mean[c]) * 255;
 
 describe('torchvision geometry', () => {
   it('rounds half to even like Python', () => {
@@ -46,12 +46,14 @@ describe('parity with torchvision Resize(256) + CenterCrop(224)', () => {
   for (const source of sources) {
     it(`matches the committed torchvision tensor for ${source}`, async () => {
       const tensor = await preprocess(readFileSync(path.join(FIXTURES, source)), spec, limits);
-      const reference = await sharp(path.join(FIXTURES, source.replace(/\.(jpg|png)$/, '.ref.png'))).raw().toBuffer();
+      const reference = await sharp(path.join(FIXTURES, source.replace(/\.(jpg|png)$/, '.ref.png')))
+        .raw()
+        .toBuffer();
       let sum = 0;
       let max = 0;
       for (let c = 0; c < 3; c++) {
         for (let i = 0; i < AREA; i++) {
-          const diff = Math.abs(pixel(tensor, c, i) - reference[i * 3 + c]!);
+          const diff = Math.abs(pixel(tensor, c, i) - reference[i * 3 + c]);
           sum += diff;
           max = Math.max(max, diff);
         }
@@ -96,12 +98,18 @@ describe('real-world inputs that must embed', () => {
     const upright = await preprocess(await images.jpeg(400, 300, 3), spec, limits);
     const rotated = await preprocess(await images.exifRotatedJpeg(400, 300, 3), spec, limits);
     let diff = 0;
-    for (let i = 0; i < upright.length; i++) diff += Math.abs(upright[i]! - rotated[i]!);
+    for (let i = 0; i < upright.length; i++) diff += Math.abs(upright[i] - rotated[i]);
     expect(diff / upright.length).toBeLessThan(0.05);
     // ...and ignoring the tag would have produced a very different tensor.
-    const ignored = await preprocess(await sharp(await images.exifRotatedJpeg(400, 300, 3)).withMetadata({ orientation: 1 }).toBuffer(), spec, limits);
+    const ignored = await preprocess(
+      await sharp(await images.exifRotatedJpeg(400, 300, 3))
+        .withMetadata({ orientation: 1 })
+        .toBuffer(),
+      spec,
+      limits,
+    );
     let ignoredDiff = 0;
-    for (let i = 0; i < upright.length; i++) ignoredDiff += Math.abs(upright[i]! - ignored[i]!);
+    for (let i = 0; i < upright.length; i++) ignoredDiff += Math.abs(upright[i] - ignored[i]);
     expect(ignoredDiff / upright.length).toBeGreaterThan(0.2);
   });
 
@@ -116,7 +124,7 @@ describe('real-world inputs that must embed', () => {
     const fromRgb = await preprocess(await images.jpeg(300, 200, 1), spec, limits);
     const fromCmyk = await preprocess(await images.cmykJpeg(1), spec, limits);
     let diff = 0;
-    for (let i = 0; i < fromRgb.length; i++) diff += Math.abs(fromRgb[i]! - fromCmyk[i]!);
+    for (let i = 0; i < fromRgb.length; i++) diff += Math.abs(fromRgb[i] - fromCmyk[i]);
     expect(diff / fromRgb.length).toBeLessThan(0.25); // same picture, through a CMYK round trip
   });
 });
@@ -140,7 +148,9 @@ describe('inputs that must be refused with a typed error', () => {
   }
 
   it('applies the pixel limit from the configuration', async () => {
-    const error = await preprocess(await images.jpeg(400, 300), spec, { maxPixels: 400 * 300 - 1 }).catch((e: unknown) => e);
+    const error = await preprocess(await images.jpeg(400, 300), spec, { maxPixels: 400 * 300 - 1 }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ status: 413, code: 'image_too_large' });
   });
 });

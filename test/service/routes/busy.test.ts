@@ -14,7 +14,9 @@ describe('embedding queue', () => {
   it('answers a burst with some 200s and some 503 busy', async () => {
     const bytes = await images.jpeg(2400, 1800, 3);
     const body = await multipart({}, { bytes });
-    const responses = await Promise.all(Array.from({ length: 8 }, () => t.app.inject({ method: 'POST', url: '/search', ...body })));
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () => t.app.inject({ method: 'POST', url: '/search', ...body })),
+    );
     const codes = responses.map((r) => r.statusCode);
     expect(codes).toContain(200);
     expect(codes).toContain(503);

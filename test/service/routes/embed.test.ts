@@ -22,11 +22,15 @@ describe('POST /embed', () => {
     await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: 'e' }, { bytes })) });
     const page = await t.store.collection('items').scroll({ limit: 10, withVectors: true });
     const stored = page.points.find((p) => p.record.itemId === 'e')!.vector!;
-    body.vector.forEach((value, i) => expect(value).toBeCloseTo(stored[i]!, 6));
+    body.vector.forEach((value, i) => expect(value).toBeCloseTo(stored[i], 6));
   });
 
   it('415 for a non-image', async () => {
-    const response = await t.app.inject({ method: 'POST', url: '/embed', ...(await multipart({}, { bytes: Buffer.from('nope nope nope') })) });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/embed',
+      ...(await multipart({}, { bytes: Buffer.from('nope nope nope') })),
+    });
     expect(response.statusCode).toBe(415);
     expect(response.json()).toMatchObject({ error: 'unsupported_image' });
   });

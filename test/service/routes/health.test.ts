@@ -20,7 +20,13 @@ describe('health and readiness', () => {
     t = await startTestApp();
     const response = await t.app.inject({ method: 'GET', url: '/ready' });
     expect(response.statusCode).toBe(200);
-    expect(response.json()).toEqual({ status: 'ready', store: 'embedded', collection: 'items_test_model_64', model: 'test_model', dim: 64 });
+    expect(response.json()).toEqual({
+      status: 'ready',
+      store: 'embedded',
+      collection: 'items_test_model_64',
+      model: 'test_model',
+      dim: 64,
+    });
   });
 
   it('503 from /ready, /ingest and /search when the store is down; /health stays 200', async () => {

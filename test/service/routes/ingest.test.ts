@@ -33,12 +33,20 @@ describe('POST /ingest', () => {
     const response = await ingest({ item_id: 'SKU-1', item_name: 'Orange juice', item_code: 'OJ-1' }, bytes);
     expect(response.statusCode).toBe(201);
     const body = response.json();
-    expect(body).toMatchObject({ item_id: 'SKU-1', item_name: 'Orange juice', item_code: 'OJ-1', model: 'test_model', bytes: bytes.length });
+    expect(body).toMatchObject({
+      item_id: 'SKU-1',
+      item_name: 'Orange juice',
+      item_code: 'OJ-1',
+      model: 'test_model',
+      bytes: bytes.length,
+    });
     expect(body.image_id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(Object.keys(body).sort()).toEqual(['bytes', 'created_at', 'image_id', 'item_code', 'item_id', 'item_name', 'model', 'sha256'].sort());
+    expect(Object.keys(body).sort()).toEqual(
+      ['bytes', 'created_at', 'image_id', 'item_code', 'item_id', 'item_name', 'model', 'sha256'].sort(),
+    );
     const [record] = await t.store.collection('items').itemImages('SKU-1');
     expect(record).toMatchObject({ imageId: body.image_id, sha256: body.sha256 });
-    expect(storedFiles(t.config.imageStorageDir)).toContain(record!.file);
+    expect(storedFiles(t.config.imageStorageDir)).toContain(record.file);
   });
 
   it('409 when the item exists', async () => {
@@ -113,7 +121,17 @@ describe('POST /ingest', () => {
   });
 
   it('stores hostile item ids inside the image directory, without collisions, and reads them back by URL', async () => {
-    const ids = ['../../etc/passwd', 'a/b/c', 'a%2Fb', 'ünïcødé 商品 🍊', 'x'.repeat(500), '..', '.', 'CON', 'with\\backslash'];
+    const ids = [
+      '../../etc/passwd',
+      'a/b/c',
+      'a%2Fb',
+      'ünïcødé 商品 🍊',
+      'x'.repeat(500),
+      '..',
+      '.',
+      'CON',
+      'with\\backslash',
+    ];
     for (const [i, itemId] of ids.entries()) {
       const response = await ingest({ item_id: itemId, item_name: `n${i}` }, await images.jpeg(80, 60, 10 + i));
       expect(response.statusCode, itemId).toBe(201);
@@ -127,10 +145,10 @@ describe('POST /ingest', () => {
     const files = new Set<string>();
     for (const itemId of ids) {
       const [record] = await t.store.collection('items').itemImages(itemId);
-      const absolute = path.resolve(root, record!.file);
+      const absolute = path.resolve(root, record.file);
       expect(absolute.startsWith(root + path.sep)).toBe(true);
-      expect(record!.file).toMatch(/^[0-9a-f]{2}\/[0-9a-f]{64}\/[0-9a-f-]{36}\.jpg$/);
-      files.add(path.dirname(record!.file));
+      expect(record.file).toMatch(/^[0-9a-f]{2}\/[0-9a-f]{64}\/[0-9a-f-]{36}\.jpg$/);
+      files.add(path.dirname(record.file));
     }
     expect(files.size).toBe(ids.length);
   });

@@ -11,12 +11,23 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 async function ingest(itemId: string, seed: number) {
-  const response = await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: itemId, item_name: `Name ${itemId}`, item_code: `C-${itemId}` }, { bytes: await images.jpeg(200, 150, seed) })) });
+  const response = await t.app.inject({
+    method: 'POST',
+    url: '/ingest',
+    ...(await multipart(
+      { item_id: itemId, item_name: `Name ${itemId}`, item_code: `C-${itemId}` },
+      { bytes: await images.jpeg(200, 150, seed) },
+    )),
+  });
   expect(response.statusCode).toBe(201);
   return response.json() as { image_id: string };
 }
 const addImage = async (itemId: string, bytes: Buffer) =>
-  t.app.inject({ method: 'POST', url: `/items/${encodeURIComponent(itemId)}/images`, ...(await multipart({}, { bytes })) });
+  t.app.inject({
+    method: 'POST',
+    url: `/items/${encodeURIComponent(itemId)}/images`,
+    ...(await multipart({}, { bytes })),
+  });
 const filePath = (relative: string) => path.join(t.config.imageStorageDir, relative);
 
 describe('item routes', () => {
@@ -31,8 +42,17 @@ describe('item routes', () => {
     expect(item.statusCode).toBe(200);
     const body = item.json();
     expect(body).toMatchObject({ item_id: 'shelf/1', item_name: 'Name shelf/1', item_code: 'C-shelf/1' });
-    expect(body.images.map((i: { image_id: string }) => i.image_id)).toEqual([first.image_id, response.json().image_id]);
-    expect(body.images[0]).toEqual({ image_id: first.image_id, bytes: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/), model: 'test_model', created_at: expect.any(String) });
+    expect(body.images.map((i: { image_id: string }) => i.image_id)).toEqual([
+      first.image_id,
+      response.json().image_id,
+    ]);
+    expect(body.images[0]).toEqual({
+      image_id: first.image_id,
+      bytes: expect.any(Number),
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      model: 'test_model',
+      created_at: expect.any(String),
+    });
   });
 
   it('404 for adding an image to, reading or deleting an unknown item', async () => {
@@ -60,9 +80,13 @@ describe('item routes', () => {
     expect(response.json()).toEqual({ item_id: 'gone', deleted_images: 2 });
     expect(await t.store.collection('items').itemImages('gone')).toEqual([]);
     goneFiles.forEach((file) => expect(existsSync(filePath(file))).toBe(false));
-    expect(existsSync(path.dirname(filePath(goneFiles[0]!)))).toBe(false);
+    expect(existsSync(path.dirname(filePath(goneFiles[0])))).toBe(false);
     keptFiles.forEach((file) => expect(existsSync(filePath(file))).toBe(true));
-    const search = await t.app.inject({ method: 'POST', url: '/search', ...(await multipart({ top_k: '50' }, { bytes: await images.jpeg(200, 150, 3) })) });
+    const search = await t.app.inject({
+      method: 'POST',
+      url: '/search',
+      ...(await multipart({ top_k: '50' }, { bytes: await images.jpeg(200, 150, 3) })),
+    });
     expect(search.json().results.map((r: { item_id: string }) => r.item_id)).not.toContain('gone');
   });
 
@@ -75,7 +99,11 @@ describe('item routes', () => {
     expect(response.json()).toEqual({ deleted_images: total });
     expect(await t.store.collection('items').count()).toBe(0);
     expect(readdirSync(t.config.imageStorageDir).filter((entry) => entry !== '.incoming')).toEqual([]);
-    const search = await t.app.inject({ method: 'POST', url: '/search', ...(await multipart({}, { bytes: await images.jpeg(200, 150, 6) })) });
+    const search = await t.app.inject({
+      method: 'POST',
+      url: '/search',
+      ...(await multipart({}, { bytes: await images.jpeg(200, 150, 6) })),
+    });
     expect(search.json()).toEqual({ results: [] });
     // and the service keeps working afterwards
     await ingest('a', 6);

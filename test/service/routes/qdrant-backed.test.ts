@@ -30,7 +30,9 @@ const post = async (url: string, fields: Record<string, string>, bytes?: Buffer)
 
 describe('API on Qdrant', () => {
   it('ingests, groups search results per item, reads, deletes', async () => {
-    expect((await post('/ingest', { item_id: 'q/1', item_name: 'One' }, await images.jpeg(300, 200, 1))).statusCode).toBe(201);
+    expect(
+      (await post('/ingest', { item_id: 'q/1', item_name: 'One' }, await images.jpeg(300, 200, 1))).statusCode,
+    ).toBe(201);
     expect((await post('/ingest', { item_id: 'q/1' }, await images.jpeg(300, 200, 2))).statusCode).toBe(409);
     expect((await post('/items/q%2F1/images', {}, await images.jpeg(300, 200, 3))).statusCode).toBe(201);
     expect((await post('/ingest', { item_id: 'q/2' }, await images.jpeg(300, 200, 40))).statusCode).toBe(201);
@@ -39,14 +41,20 @@ describe('API on Qdrant', () => {
     expect(search.statusCode).toBe(200);
     const results = search.json().results as Array<{ item_id: string; score: number }>;
     expect(results.map((r) => r.item_id)).toEqual(['q/1', 'q/2']);
-    expect(results[0]!.score).toBeGreaterThan(0.99);
+    expect(results[0].score).toBeGreaterThan(0.99);
 
     const item = await t.app.inject({ method: 'GET', url: '/items/q%2F1' });
     expect(item.json().images).toHaveLength(2);
-    expect((await t.app.inject({ method: 'DELETE', url: '/items/q%2F1' })).json()).toEqual({ item_id: 'q/1', deleted_images: 2 });
+    expect((await t.app.inject({ method: 'DELETE', url: '/items/q%2F1' })).json()).toEqual({
+      item_id: 'q/1',
+      deleted_images: 2,
+    });
     expect((await t.app.inject({ method: 'GET', url: '/items/q%2F1' })).statusCode).toBe(404);
     expect((await t.app.inject({ method: 'DELETE', url: '/items' })).json()).toEqual({ deleted_images: 1 });
-    expect((await t.app.inject({ method: 'GET', url: '/ready' })).json()).toMatchObject({ store: 'qdrant', collection: 'items_test_model_64' });
+    expect((await t.app.inject({ method: 'GET', url: '/ready' })).json()).toMatchObject({
+      store: 'qdrant',
+      collection: 'items_test_model_64',
+    });
   });
 
   it('answers 503 while Qdrant is down and recovers when it is back', async () => {
@@ -56,7 +64,10 @@ describe('API on Qdrant', () => {
       for (const url of ['/search', '/ingest']) {
         const response = await post(url, { item_id: 'down' }, bytes);
         expect(response.statusCode, url).toBe(503);
-        expect(response.json()).toMatchObject({ error: 'store_unavailable', message: expect.stringContaining('QDRANT_URL') });
+        expect(response.json()).toMatchObject({
+          error: 'store_unavailable',
+          message: expect.stringContaining('QDRANT_URL'),
+        });
       }
       expect((await t.app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(503);
       expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);

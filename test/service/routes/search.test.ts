@@ -25,12 +25,27 @@ beforeAll(async () => {
 
   // Six items; item "multi" has three images, one of which is the query picture.
   for (const seed of [1, 2, 3, 4, 5]) {
-    const response = await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: `item-${seed}`, item_name: `Item ${seed}` }, { bytes: await images.jpeg(400, 300, seed * 10) })) });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      ...(await multipart(
+        { item_id: `item-${seed}`, item_name: `Item ${seed}` },
+        { bytes: await images.jpeg(400, 300, seed * 10) },
+      )),
+    });
     expect(response.statusCode).toBe(201);
   }
-  await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: 'multi', item_code: 'M-1' }, { bytes: await images.jpeg(400, 300, 77) })) });
+  await t.app.inject({
+    method: 'POST',
+    url: '/ingest',
+    ...(await multipart({ item_id: 'multi', item_code: 'M-1' }, { bytes: await images.jpeg(400, 300, 77) })),
+  });
   for (const seed of [78, 99]) {
-    const response = await t.app.inject({ method: 'POST', url: '/items/multi/images', ...(await multipart({}, { bytes: await images.jpeg(400, 300, seed) })) });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/items/multi/images',
+      ...(await multipart({}, { bytes: await images.jpeg(400, 300, seed) })),
+    });
     expect(response.statusCode).toBe(201);
   }
 });
@@ -47,17 +62,25 @@ describe('POST /search', () => {
     const query = await images.photo(400, 300, 99).resize(380).jpeg({ quality: 80 }).toBuffer();
     const response = await search({ top_k: '10' }, query);
     expect(response.statusCode).toBe(200);
-    const { results } = response.json() as { results: Array<{ item_id: string; item_name: string | null; item_code: string | null; score: number; image_id: string }> };
+    const { results } = response.json() as {
+      results: Array<{
+        item_id: string;
+        item_name: string | null;
+        item_code: string | null;
+        score: number;
+        image_id: string;
+      }>;
+    };
     expect(results).toHaveLength(6);
     expect(new Set(results.map((r) => r.item_id)).size).toBe(6);
     expect(results[0]).toMatchObject({ item_id: 'multi', item_code: 'M-1', item_name: null });
     const multi = await t.store.collection('items').itemImages('multi');
-    const best = multi.find((image) => image.imageId === results[0]!.image_id);
+    const best = multi.find((image) => image.imageId === results[0].image_id);
     expect(best).toBeDefined();
     expect(multi.indexOf(best!)).toBe(2); // the third image is the query picture
-    expect(results[0]!.score).toBeGreaterThan(0.99);
-    for (let i = 1; i < results.length; i++) expect(results[i - 1]!.score).toBeGreaterThanOrEqual(results[i]!.score);
-    expect(Object.keys(results[0]!).sort()).toEqual(['image_id', 'item_code', 'item_id', 'item_name', 'score']);
+    expect(results[0].score).toBeGreaterThan(0.99);
+    for (let i = 1; i < results.length; i++) expect(results[i - 1].score).toBeGreaterThanOrEqual(results[i].score);
+    expect(Object.keys(results[0]).sort()).toEqual(['image_id', 'item_code', 'item_id', 'item_name', 'score']);
   });
 
   it('returns 5 results by default and honours top_k', async () => {
@@ -110,14 +133,22 @@ describe('image_url SSRF rules at the API', () => {
   it('400 url_refused for loopback, and no connection is made', async () => {
     served.set('/secret.jpg', await images.jpeg(64, 64));
     const before = hits;
-    const response = await strict.app.inject({ method: 'POST', url: '/search', ...(await multipart({ image_url: `${base}/secret.jpg` })) });
+    const response = await strict.app.inject({
+      method: 'POST',
+      url: '/search',
+      ...(await multipart({ image_url: `${base}/secret.jpg` })),
+    });
     expect(response.statusCode).toBe(400);
     expect(response.json()).toMatchObject({ error: 'url_refused' });
     expect(hits).toBe(before);
   });
 
   it('400 url_refused for the instance metadata address, without any connection', async () => {
-    const response = await strict.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: 'x', image_url: 'http://169.254.169.254/latest/meta-data/' })) });
+    const response = await strict.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      ...(await multipart({ item_id: 'x', image_url: 'http://169.254.169.254/latest/meta-data/' })),
+    });
     expect(response.statusCode).toBe(400);
     expect(response.json()).toMatchObject({ error: 'url_refused' });
   });

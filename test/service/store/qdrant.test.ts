@@ -69,7 +69,9 @@ describe('qdrant adapter specifics (on the double)', () => {
     await c.deleteItem('b');
     await c.deleteAll();
     const writes = double.writes();
-    expect(new Set(writes.map((w) => w.operationId))).toEqual(new Set(['create_field_index', 'upsert_points', 'delete_points']));
+    expect(new Set(writes.map((w) => w.operationId))).toEqual(
+      new Set(['create_field_index', 'upsert_points', 'delete_points']),
+    );
     expect(writes).toHaveLength(6);
     expect(double.unwaitedWrites()).toEqual([]);
     // The same check sees a write that does not wait (the client leaves wait unset for delete).
@@ -77,24 +79,27 @@ describe('qdrant adapter specifics (on the double)', () => {
     expect(double.unwaitedWrites().map((w) => w.operationId)).toEqual(['delete_points']);
   });
 
-  it('createCollection makes a cosine collection with metadata {model, dim} and a keyword index on item_id', async () => {
-    await store.createCollection('items_effnet_1280', 1280, 'efficientnet_b0');
-    const info = await store.client.getCollection('items_effnet_1280');
-    expect(info.config.params.vectors).toEqual({ size: 1280, distance: 'Cosine' });
-    expect(info.config.metadata).toEqual({ model: 'efficientnet_b0', dim: 1280 });
-    expect(info.payload_schema.item_id?.data_type).toBe('keyword');
-    const [index] = ops('create_field_index');
-    expect(index!.body).toEqual({ field_name: 'item_id', field_schema: 'keyword' });
-    expect(index!.query).toEqual({ wait: 'true' });
-  });
+  it(
+    'createCollection makes a cosine collection with metadata {model, dim} and a keyword index on ' + 'item_id',
+    async () => {
+      await store.createCollection('items_effnet_1280', 1280, 'efficientnet_b0');
+      const info = await store.client.getCollection('items_effnet_1280');
+      expect(info.config.params.vectors).toEqual({ size: 1280, distance: 'Cosine' });
+      expect(info.config.metadata).toEqual({ model: 'efficientnet_b0', dim: 1280 });
+      expect(info.payload_schema.item_id?.data_type).toBe('keyword');
+      const [index] = ops('create_field_index');
+      expect(index.body).toEqual({ field_name: 'item_id', field_schema: 'keyword' });
+      expect(index.query).toEqual({ wait: 'true' });
+    },
+  );
 
   it('stores one point per image: the image id as point id and a snake_case payload, vectors as floats', async () => {
     await store.createCollection('c', 3, 'm');
     const record = makeRecord('item/1', 7, { itemName: null });
     await store.collection('c').upsert(record, Float32Array.of(0.1, 0.2, 0.3));
     const [point] = await store.client.retrieve('c', { ids: [record.imageId], with_payload: true, with_vector: true });
-    expect(point!.id).toBe(record.imageId);
-    expect(point!.payload).toEqual({
+    expect(point.id).toBe(record.imageId);
+    expect(point.payload).toEqual({
       item_id: 'item/1',
       item_name: null,
       item_code: record.itemCode,
@@ -106,7 +111,7 @@ describe('qdrant adapter specifics (on the double)', () => {
       created_at: record.createdAt,
     });
     const [upsert] = ops('upsert_points');
-    const sent = (upsert!.body as { points: Array<{ vector: number[] }> }).points[0]!.vector;
+    const sent = (upsert.body as { points: Array<{ vector: number[] }> }).points[0].vector;
     // The float32 values go over the wire exactly (as the doubles that represent them).
     expect(sent).toEqual(Array.from(Float32Array.of(0.1, 0.2, 0.3)));
   });
@@ -116,7 +121,14 @@ describe('qdrant adapter specifics (on the double)', () => {
     await store.collection('c').upsert(makeRecord('a', 1), Float32Array.of(1, 0));
     await store.collection('c').searchItems(Float32Array.of(1, 1), 7);
     const [search] = ops('query_points_groups');
-    expect(search!.body).toEqual({ query: [1, 1], group_by: 'item_id', group_size: 1, limit: 7, with_payload: true, with_vector: false });
+    expect(search.body).toEqual({
+      query: [1, 1],
+      group_by: 'item_id',
+      group_size: 1,
+      limit: 7,
+      with_payload: true,
+      with_vector: false,
+    });
   });
 
   it('deletes items and everything by filter, keeping the collection, its index and its alias', async () => {
@@ -125,7 +137,10 @@ describe('qdrant adapter specifics (on the double)', () => {
     await store.collection('live').upsert(makeRecord('a', 1), Float32Array.of(1, 0));
     await store.collection('live').deleteItem('a');
     await store.collection('live').deleteAll();
-    expect(ops('delete_points').map((r) => r.body)).toEqual([{ filter: { must: [{ key: 'item_id', match: { value: 'a' } }] } }, { filter: {} }]);
+    expect(ops('delete_points').map((r) => r.body)).toEqual([
+      { filter: { must: [{ key: 'item_id', match: { value: 'a' } }] } },
+      { filter: {} },
+    ]);
     expect(double.state.collections.get('c')!.payloadIndexes.get('item_id')).toBe('keyword');
     expect(await store.listAliases()).toEqual({ live: 'c' });
   });
@@ -137,21 +152,32 @@ describe('qdrant adapter specifics (on the double)', () => {
     await store.setAlias('items', 'new');
     expect(ops('update_aliases').map((r) => r.body)).toEqual([
       { actions: [{ create_alias: { alias_name: 'items', collection_name: 'old' } }] },
-      { actions: [{ delete_alias: { alias_name: 'items' } }, { create_alias: { alias_name: 'items', collection_name: 'new' } }] },
+      {
+        actions: [
+          { delete_alias: { alias_name: 'items' } },
+          { create_alias: { alias_name: 'items', collection_name: 'new' } },
+        ],
+      },
     ]);
   });
 
-  it('info() resolves an alias, counts exactly, and reports model null for a collection made by other tools', async () => {
-    await store.client.createCollection('legacy', { vectors: { size: 576, distance: 'Cosine' } });
-    await store.setAlias('items', 'legacy');
-    expect(await store.collection('items').info()).toEqual({ name: 'legacy', dim: 576, model: null, points: 0 });
-    expect(ops('count_points').at(-1)!.body).toEqual({ exact: true });
-  });
+  it(
+    'info() resolves an alias, counts exactly, and reports model null for a collection made by other ' + 'tools',
+    async () => {
+      await store.client.createCollection('legacy', { vectors: { size: 576, distance: 'Cosine' } });
+      await store.setAlias('items', 'legacy');
+      expect(await store.collection('items').info()).toEqual({ name: 'legacy', dim: 576, model: null, points: 0 });
+      expect(ops('count_points').at(-1)!.body).toEqual({ exact: true });
+    },
+  );
 
   it('a 4xx that shows a bug in the request stays an error, not an outage', async () => {
     await store.createCollection('c', 2, 'm');
     const bad = makeRecord('a', 1, { imageId: 'not-a-uuid' });
-    const error = await store.collection('c').upsert(bad, Float32Array.of(1, 0)).catch((e: unknown) => e);
+    const error = await store
+      .collection('c')
+      .upsert(bad, Float32Array.of(1, 0))
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(QdrantRequestError);
     expect(error).not.toBeInstanceOf(StoreUnavailableError);
     expect((error as QdrantRequestError).status).toBe(400);
@@ -235,27 +261,31 @@ describe('qdrant adapter: Qdrant down', () => {
     ['hang', /does not answer/],
     ['error', /failed \(.*503/],
   ] as const) {
-    it(`${mode}: every call fails with StoreUnavailableError naming QDRANT_URL, and works again when Qdrant is back`, async () => {
-      await double.goDown(mode);
-      const calls: Array<[string, () => Promise<unknown>]> = [
-        ['ping', () => store.ping()],
-        ['info', () => store.collection('c').info()],
-        ['upsert', () => store.collection('c').upsert(makeRecord('a', 1), Float32Array.of(1, 0))],
-        ['searchItems', () => store.collection('c').searchItems(Float32Array.of(1, 0), 5)],
-        ['setAlias', () => store.setAlias('items', 'c')],
-      ];
-      for (const [name, call] of calls) {
-        const error = await call().then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-        expect(error, name).toBeInstanceOf(StoreUnavailableError);
-        expect((error as Error).message, name).toContain(`QDRANT_URL=${double.url}`);
-        expect((error as Error).message, name).toMatch(cause);
-      }
-      await double.up();
-      await expect(store.ping()).resolves.toBeUndefined();
-      await expect(store.collection('c').count()).resolves.toBe(0);
-    });
+    it(
+      `${mode}: every call fails with StoreUnavailableError naming QDRANT_URL, and works again when Qdrant is ` +
+        `back`,
+      async () => {
+        await double.goDown(mode);
+        const calls: Array<[string, () => Promise<unknown>]> = [
+          ['ping', () => store.ping()],
+          ['info', () => store.collection('c').info()],
+          ['upsert', () => store.collection('c').upsert(makeRecord('a', 1), Float32Array.of(1, 0))],
+          ['searchItems', () => store.collection('c').searchItems(Float32Array.of(1, 0), 5)],
+          ['setAlias', () => store.setAlias('items', 'c')],
+        ];
+        for (const [name, call] of calls) {
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error, name).toBeInstanceOf(StoreUnavailableError);
+          expect((error as Error).message, name).toContain(`QDRANT_URL=${double.url}`);
+          expect((error as Error).message, name).toMatch(cause);
+        }
+        await double.up();
+        await expect(store.ping()).resolves.toBeUndefined();
+        await expect(store.collection('c').count()).resolves.toBe(0);
+      },
+    );
   }
 });

@@ -5,7 +5,10 @@ import { sendError } from '../../http/errors.js';
 import { errorSchema } from '../schemas.js';
 import { healthSchema, readySchema } from './schemas.js';
 
-export const healthRoutes: FastifyPluginAsync<{ catalog: Catalog; storeKind: string }> = async (app, { catalog, storeKind }) => {
+export const healthRoutes: FastifyPluginAsync<{ catalog: Catalog; storeKind: string }> = async (
+  app,
+  { catalog, storeKind },
+) => {
   // Liveness only: answers while the process runs, needs no key and touches nothing else.
   app.get('/health', { schema: { response: { 200: healthSchema } } }, async () => ({ status: 'ok' }));
 

@@ -4,17 +4,24 @@ import { optionalText, requiredText, type ImageIntake } from '../../http/intake.
 import { storedImage } from '../../http/responses.js';
 import { errorSchema, storedImageSchema } from '../schemas.js';
 
-export const ingestRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (app, { catalog, intake }) => {
-  app.post('/ingest', { schema: { response: { 201: storedImageSchema, '4xx': errorSchema, '5xx': errorSchema } } }, async (request, reply) => {
-    const { fields, bytes } = await intake.read(request);
-    const record = await catalog.ingest(
-      {
-        itemId: requiredText(fields, 'item_id'),
-        itemName: optionalText(fields, 'item_name'),
-        itemCode: optionalText(fields, 'item_code'),
-      },
-      bytes,
-    );
-    return reply.code(201).send(storedImage(record));
-  });
+export const ingestRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (
+  app,
+  { catalog, intake },
+) => {
+  app.post(
+    '/ingest',
+    { schema: { response: { 201: storedImageSchema, '4xx': errorSchema, '5xx': errorSchema } } },
+    async (request, reply) => {
+      const { fields, bytes } = await intake.read(request);
+      const record = await catalog.ingest(
+        {
+          itemId: requiredText(fields, 'item_id'),
+          itemName: optionalText(fields, 'item_name'),
+          itemCode: optionalText(fields, 'item_code'),
+        },
+        bytes,
+      );
+      return reply.code(201).send(storedImage(record));
+    },
+  );
 };

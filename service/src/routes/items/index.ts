@@ -7,25 +7,32 @@ import { deletedAllSchema, deletedItemSchema, itemSchema } from './schemas.js';
 
 type ItemParams = { Params: { itemId: string } };
 
-export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (app, { catalog, intake }) => {
+export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (
+  app,
+  { catalog, intake },
+) => {
   const errors = { '4xx': errorSchema, '5xx': errorSchema };
 
-  app.get<ItemParams>('/items/:itemId', { schema: { params: itemIdParams, response: { 200: itemSchema, ...errors } } }, async (request) => {
-    const images = await catalog.item(request.params.itemId);
-    const [first] = images;
-    return {
-      item_id: first!.itemId,
-      item_name: first!.itemName,
-      item_code: first!.itemCode,
-      images: images.map((image) => ({
-        image_id: image.imageId,
-        bytes: image.bytes,
-        sha256: image.sha256,
-        model: image.model,
-        created_at: image.createdAt,
-      })),
-    };
-  });
+  app.get<ItemParams>(
+    '/items/:itemId',
+    { schema: { params: itemIdParams, response: { 200: itemSchema, ...errors } } },
+    async (request) => {
+      const images = await catalog.item(request.params.itemId);
+      const [first] = images;
+      return {
+        item_id: first.itemId,
+        item_name: first.itemName,
+        item_code: first.itemCode,
+        images: images.map((image) => ({
+          image_id: image.imageId,
+          bytes: image.bytes,
+          sha256: image.sha256,
+          model: image.model,
+          created_at: image.createdAt,
+        })),
+      };
+    },
+  );
 
   app.post<ItemParams>(
     '/items/:itemId/images',
@@ -36,10 +43,14 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
     },
   );
 
-  app.delete<ItemParams>('/items/:itemId', { schema: { params: itemIdParams, response: { 200: deletedItemSchema, ...errors } } }, async (request) => {
-    const removed = await catalog.deleteItem(request.params.itemId);
-    return { item_id: request.params.itemId, deleted_images: removed.length };
-  });
+  app.delete<ItemParams>(
+    '/items/:itemId',
+    { schema: { params: itemIdParams, response: { 200: deletedItemSchema, ...errors } } },
+    async (request) => {
+      const removed = await catalog.deleteItem(request.params.itemId);
+      return { item_id: request.params.itemId, deleted_images: removed.length };
+    },
+  );
 
   app.delete('/items', { schema: { response: { 200: deletedAllSchema, ...errors } } }, async () => ({
     deleted_images: await catalog.deleteAll(),

@@ -17,10 +17,17 @@ function topK(raw: string | undefined, max: number): number {
   return value;
 }
 
-export const searchRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake; maxTopK: number }> = async (app, { catalog, intake, maxTopK }) => {
-  app.post('/search', { schema: { response: { 200: searchResponseSchema, '4xx': errorSchema, '5xx': errorSchema } } }, async (request) => {
-    const { fields, bytes } = await intake.read(request);
-    const limit = topK(fields.top_k, maxTopK);
-    return { results: (await catalog.search(bytes, limit)).map(searchHit) };
-  });
+export const searchRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake; maxTopK: number }> = async (
+  app,
+  { catalog, intake, maxTopK },
+) => {
+  app.post(
+    '/search',
+    { schema: { response: { 200: searchResponseSchema, '4xx': errorSchema, '5xx': errorSchema } } },
+    async (request) => {
+      const { fields, bytes } = await intake.read(request);
+      const limit = topK(fields.top_k, maxTopK);
+      return { results: (await catalog.search(bytes, limit)).map(searchHit) };
+    },
+  );
 };
