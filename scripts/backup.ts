@@ -13,7 +13,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageFiles } from '../service/src/catalog/image-files.js';
-import { EmbeddedStore, openEmbeddedStore } from '../service/src/store/embedded.js';
+import { EmbeddedStore, openEmbeddedStore } from '../service/src/store/embedded/store.js';
 import type { CollectionInfo, VectorStore } from '../service/src/store/port.js';
 import {
   backupIdFor,

@@ -16,7 +16,7 @@ import {
 import { QdrantSnapshots } from '../../scripts/qdrant-snapshots.js';
 import { runRestore, type RestoreDeps } from '../../scripts/restore.js';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
-import { openEmbeddedStore } from '../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import { createQdrantStore } from '../../service/src/store/qdrant.js';
 import type { TestApp } from '../support/app.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';

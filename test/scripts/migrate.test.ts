@@ -11,7 +11,7 @@ import { migrationStatePath, readMigrationState } from '../../scripts/migration-
 import { pointIds, scanPoints } from '../../scripts/points.js';
 import { ImageFiles, sha256Hex } from '../../service/src/catalog/image-files.js';
 import type { ModelRegistry } from '../../service/src/embedding/registry.js';
-import { openEmbeddedStore } from '../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
 import { createQdrantStore, type QdrantStore } from '../../service/src/store/qdrant.js';
 import type { TestApp } from '../support/app.js';

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openEmbeddedStore } from '../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { writeTestModel } from '../support/onnx-model.js';
 import { ingest, picture } from './helpers.js';

@@ -7,7 +7,7 @@ import { buildApp } from '../../service/src/app.js';
 import type { Catalog } from '../../service/src/catalog/catalog.js';
 import { loadConfig, type Config } from '../../service/src/config.js';
 import type { UrlFetchPolicy } from '../../service/src/images/fetch-url.js';
-import { openEmbeddedStore } from '../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
 import { openService } from '../../service/src/service.js';
 import { writeTestModel } from './onnx-model.js';

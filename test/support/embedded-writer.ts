@@ -1,5 +1,5 @@
 // Child process for the kill -9 test: writes points into an embedded store, reports, then waits to be killed.
-import { openEmbeddedStore } from '../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 
 const [dataDir, countText] = process.argv.slice(2);
 const store = openEmbeddedStore({ dataDir: dataDir, checkpointEvery: 1_000_000 });

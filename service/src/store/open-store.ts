@@ -1,6 +1,6 @@
 // The adapter follows the configuration: Qdrant when QDRANT_URL is set, the embedded store otherwise.
 import type { Config } from '../config.js';
-import { openEmbeddedStore } from './embedded.js';
+import { openEmbeddedStore } from './embedded/store.js';
 import type { VectorStore } from './port.js';
 import { createQdrantStore } from './qdrant.js';
 

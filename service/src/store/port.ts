@@ -88,6 +88,11 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
 
+/** The store's disk is full: nothing was written; it works again once space is freed. */
+export class StoreFullError extends Error {
+  override name = 'StoreFullError';
+}
+
 /** Name of the collection made for a model, e.g. items_efficientnet_b0_1280. */
 export function collectionNameFor(base: string, model: string, dim: number): string {
   const safeModel = model

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Catalog, StartupError } from '../../../service/src/catalog/catalog.js';
 import { ImageFiles } from '../../../service/src/catalog/image-files.js';
 import { ModelRegistry } from '../../../service/src/embedding/registry.js';
-import { openEmbeddedStore } from '../../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../../service/src/store/embedded/store.js';
 import type { ImageRecord, VectorStore } from '../../../service/src/store/port.js';
 import * as images from '../../support/images.js';
 import { writeTestModel } from '../../support/onnx-model.js';

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openEmbeddedStore } from '../../../service/src/store/embedded.js';
+import { openEmbeddedStore } from '../../../service/src/store/embedded/store.js';
 import { describeStoreContract } from '../../support/store-contract.js';
 
 describeStoreContract('embedded store', async () => {

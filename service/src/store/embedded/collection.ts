@@ -1,0 +1,233 @@
+// The points of one embedded collection: SQLite rows with the true float32 vectors. Every write logs its
+// changes for the vector index in the same transaction; searches take candidates from the index and
+// re-score them exactly from the rows, so a stale index entry can only cost time, never a wrong answer.
+import { l2Normalize } from '../../embedding/model.js';
+import type { Collection, CollectionInfo, ImageRecord, ItemMatch, ScrollPage } from '../port.js';
+import type { EmbeddedStore } from './store.js';
+
+interface PointRow {
+  key: number;
+  image_id: string;
+  item_id: string;
+  item_name: string | null;
+  item_code: string | null;
+  file: string;
+  sha256: string;
+  bytes: number;
+  model: string;
+  created_at: string;
+  vector?: Buffer;
+}
+
+const RECORD_COLUMNS = 'key, image_id, item_id, item_name, item_code, file, sha256, bytes, model, created_at';
+/** Rows deleted per transaction by a wipe, so that a wipe of a large collection never blocks for long. */
+const DELETE_BATCH = 2000;
+
+function toRecord(row: PointRow): ImageRecord {
+  return {
+    imageId: row.image_id,
+    itemId: row.item_id,
+    itemName: row.item_name,
+    itemCode: row.item_code,
+    file: row.file,
+    sha256: row.sha256,
+    bytes: row.bytes,
+    model: row.model,
+    createdAt: row.created_at,
+  };
+}
+
+/** SQLite BLOBs are not guaranteed 4-byte aligned, so copy before viewing them as float32. */
+export const toVector = (blob: Buffer) => new Float32Array(new Uint8Array(blob).buffer);
+const toBlob = (vector: Float32Array) => Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength);
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+export class EmbeddedCollection implements Collection {
+  constructor(
+    private readonly store: EmbeddedStore,
+    readonly name: string,
+  ) {}
+
+  private get db() {
+    return this.store.sql;
+  }
+
+  async info(): Promise<CollectionInfo | undefined> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return undefined;
+    const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM points WHERE collection = ?').get(resolved.name) as {
+      n: number;
+    };
+    return { ...resolved, points: n };
+  }
+
+  async upsert(record: ImageRecord, vector: Float32Array): Promise<void> {
+    await this.upsertMany([{ record, vector }]);
+  }
+
+  async upsertMany(points: Array<{ record: ImageRecord; vector: Float32Array }>): Promise<void> {
+    if (points.length === 0) return;
+    const { name, dim } = this.store.require(this.name);
+    for (const { vector } of points) {
+      if (vector.length !== dim)
+        throw new Error(`Vector width ${vector.length} does not match collection ${name} (${dim}).`);
+    }
+    const existing = this.db.prepare('SELECT key FROM points WHERE collection = ? AND image_id = ?').pluck();
+    const remove = this.db.prepare('DELETE FROM points WHERE key = ?');
+    const insert = this.db.prepare(
+      `INSERT INTO points (collection, image_id, item_id, item_name, item_code, file, sha256, bytes, model,
+         created_at, vector)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.store.write(name, () => {
+      const added: number[] = [];
+      const removed: number[] = [];
+      for (const { record, vector } of points) {
+        const old = existing.get(name, record.imageId) as number | undefined;
+        if (old !== undefined) {
+          remove.run(old);
+          removed.push(old);
+        }
+        const unit = l2Normalize(Float32Array.from(vector));
+        const result = insert.run(
+          name,
+          record.imageId,
+          record.itemId,
+          record.itemName,
+          record.itemCode,
+          record.file,
+          record.sha256,
+          record.bytes,
+          record.model,
+          record.createdAt,
+          toBlob(unit),
+        );
+        added.push(Number(result.lastInsertRowid));
+      }
+      return { added, removed };
+    });
+  }
+
+  async image(imageId: string): Promise<ImageRecord | undefined> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return undefined;
+    const row = this.db
+      .prepare(`SELECT ${RECORD_COLUMNS} FROM points WHERE collection = ? AND image_id = ?`)
+      .get(resolved.name, imageId) as PointRow | undefined;
+    return row && toRecord(row);
+  }
+
+  async itemImages(itemId: string): Promise<ImageRecord[]> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return [];
+    const rows = this.db
+      .prepare(`SELECT ${RECORD_COLUMNS} FROM points WHERE collection = ? AND item_id = ? ORDER BY created_at, key`)
+      .all(resolved.name, itemId) as PointRow[];
+    return rows.map(toRecord);
+  }
+
+  async searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]> {
+    const { name, dim } = this.store.require(this.name);
+    if (vector.length !== dim)
+      throw new Error(`Query width ${vector.length} does not match collection ${name} (${dim}).`);
+    if (limit <= 0) return [];
+    const index = await this.store.indexes.current(name, dim);
+    if (index.size === 0) return [];
+    const query = l2Normalize(Float32Array.from(vector));
+    const rows = this.db.prepare(
+      `SELECT ${RECORD_COLUMNS}, vector FROM points WHERE key IN (SELECT value FROM json_each(?))`,
+    );
+    // Items with many images take several candidates; widen until enough distinct items are found.
+    const wanted = Math.min(index.size, Math.max(64, limit * 8));
+    for (let breadth = 1; ; breadth *= 4) {
+      const candidates = index.search(query, Math.min(index.size, wanted * breadth), breadth);
+      const best = new Map<string, ItemMatch>();
+      for (const row of rows.all(JSON.stringify(candidates.map((c) => c.key))) as PointRow[]) {
+        // Re-score exactly in float32: the index holds int8 codes and the caller sees the true cosine.
+        const score = dot(query, toVector(row.vector!));
+        const current = best.get(row.item_id);
+        if (!current || score > current.score) best.set(row.item_id, { record: toRecord(row), score });
+      }
+      if (best.size >= limit || index.exhaustive(breadth)) {
+        return [...best.values()].sort((a, b) => b.score - a.score).slice(0, limit);
+      }
+    }
+  }
+
+  async deleteImages(imageIds: string[]): Promise<void> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved || imageIds.length === 0) return;
+    const find = this.db.prepare('SELECT key FROM points WHERE collection = ? AND image_id = ?').pluck();
+    const remove = this.db.prepare('DELETE FROM points WHERE key = ?');
+    this.store.write(resolved.name, () => {
+      const removed: number[] = [];
+      for (const imageId of imageIds) {
+        const key = find.get(resolved.name, imageId) as number | undefined;
+        if (key === undefined) continue;
+        remove.run(key);
+        removed.push(key);
+      }
+      return { added: [], removed };
+    });
+  }
+
+  async deleteItem(itemId: string): Promise<void> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return;
+    this.store.write(resolved.name, () => {
+      const keys = this.db
+        .prepare('DELETE FROM points WHERE collection = ? AND item_id = ? RETURNING key')
+        .pluck()
+        .all(resolved.name, itemId) as number[];
+      return { added: [], removed: keys };
+    });
+  }
+
+  /** Deletes in batches (each its own transaction, with a pause between): a wipe of 100k points never
+   * blocks the event loop for long. The catalog journals the wipe, so a crash in between is finished later. */
+  async deleteAll(): Promise<void> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return;
+    const batch = this.db
+      .prepare(
+        `DELETE FROM points WHERE key IN (SELECT key FROM points WHERE collection = ? LIMIT ${DELETE_BATCH})
+         RETURNING key`,
+      )
+      .pluck();
+    for (;;) {
+      let removed = 0;
+      this.store.write(resolved.name, () => {
+        const keys = batch.all(resolved.name) as number[];
+        removed = keys.length;
+        return { added: [], removed: keys };
+      });
+      if (removed < DELETE_BATCH) return;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async scroll(options: { after?: string; limit: number; withVectors?: boolean }): Promise<ScrollPage> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return { points: [] };
+    const rows = this.db
+      .prepare(
+        `SELECT ${RECORD_COLUMNS}${options.withVectors ? ', vector' : ''} FROM points
+         WHERE collection = ? AND image_id > ? ORDER BY image_id LIMIT ?`,
+      )
+      .all(resolved.name, options.after ?? '', options.limit + 1) as PointRow[];
+    const page = rows.slice(0, options.limit);
+    return {
+      points: page.map((row) => ({ record: toRecord(row), ...(row.vector ? { vector: toVector(row.vector) } : {}) })),
+      next: rows.length > options.limit ? page[page.length - 1].image_id : undefined,
+    };
+  }
+
+  async count(): Promise<number> {
+    return (await this.info())?.points ?? 0;
+  }
+}

@@ -1,0 +1,178 @@
+// The embedded vector store: SQLite (better-sqlite3, WAL, synchronous=FULL) is the durable truth for
+// points, collections and aliases; an in-memory vector index per collection (index-manager.ts) answers
+// nearest-neighbour queries. Used when QDRANT_URL is unset: one process, one data directory, no server.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { StoreUnavailableError, type Collection, type CollectionInfo, type VectorStore } from '../port.js';
+import { EmbeddedCollection } from './collection.js';
+import { guarded, openDatabase, type Db } from './database.js';
+import { IndexManager } from './index-manager.js';
+import { migrate } from './schema.js';
+
+export interface EmbeddedStoreOptions {
+  dataDir: string;
+  /** Checkpoint the index after this many logged changes (default 2000). */
+  checkpointEvery?: number;
+  /** Vectors before an index clusters them (default 20,000; tests use less). */
+  trainAt?: number;
+  log?: (message: string) => void;
+}
+
+export class EmbeddedStore implements VectorStore {
+  readonly kind = 'embedded' as const;
+  private readonly db: Db;
+  readonly indexes: IndexManager;
+
+  constructor(options: EmbeddedStoreOptions) {
+    mkdirSync(options.dataDir, { recursive: true });
+    const indexDir = path.join(options.dataDir, 'index');
+    mkdirSync(indexDir, { recursive: true });
+    const log = options.log ?? (() => {});
+    this.db = openDatabase(path.join(options.dataDir, 'store.sqlite'));
+    try {
+      for (const applied of migrate(this.db)) log(`Embedded database upgraded to ${applied}.`);
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+    this.indexes = new IndexManager(this.db, indexDir, {
+      checkpointEvery: options.checkpointEvery,
+      trainAt: options.trainAt,
+      log,
+    });
+  }
+
+  /** Path of the SQLite file, for online backups. */
+  get databasePath(): string {
+    return this.db.name;
+  }
+
+  /** Consistent online copy of the database (SQLite backup API), safe while others write. */
+  async backupTo(file: string): Promise<void> {
+    await this.db.backup(file);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      this.db.prepare('SELECT 1').get();
+    } catch (error) {
+      throw new StoreUnavailableError(
+        `The embedded database at ${this.db.name} does not answer: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  collection(name: string): Collection {
+    return guarded(new EmbeddedCollection(this, name));
+  }
+
+  async listCollections(): Promise<CollectionInfo[]> {
+    return this.db
+      .prepare(
+        `SELECT c.name, c.dim, c.model, (SELECT COUNT(*) FROM points p WHERE p.collection = c.name) AS points
+         FROM collections c ORDER BY c.name`,
+      )
+      .all() as CollectionInfo[];
+  }
+
+  async listAliases(): Promise<Record<string, string>> {
+    const rows = this.db.prepare('SELECT alias, collection FROM aliases ORDER BY alias').all() as Array<{
+      alias: string;
+      collection: string;
+    }>;
+    return Object.fromEntries(rows.map((row) => [row.alias, row.collection]));
+  }
+
+  async createCollection(name: string, dim: number, model: string): Promise<void> {
+    this.db.transaction(() => {
+      if (this.db.prepare('SELECT 1 FROM aliases WHERE alias = ?').get(name)) {
+        throw new Error(`Cannot create collection ${name}: an alias with that name exists.`);
+      }
+      if (this.db.prepare('SELECT 1 FROM collections WHERE name = ?').get(name)) {
+        throw new Error(`Collection ${name} already exists.`);
+      }
+      this.db
+        .prepare('INSERT INTO collections (name, dim, model, created_at) VALUES (?, ?, ?, ?)')
+        .run(name, dim, model, new Date().toISOString());
+    })();
+  }
+
+  async deleteCollection(name: string): Promise<void> {
+    this.db.transaction(() => {
+      for (const table of ['points', 'changes', 'checkpoints']) {
+        this.db.prepare(`DELETE FROM ${table} WHERE collection = ?`).run(name);
+      }
+      this.db.prepare('DELETE FROM aliases WHERE collection = ?').run(name);
+      this.db.prepare('DELETE FROM collections WHERE name = ?').run(name);
+    })();
+    await this.indexes.drop(name);
+  }
+
+  async setAlias(alias: string, collection: string): Promise<void> {
+    this.db.transaction(() => {
+      if (!this.db.prepare('SELECT 1 FROM collections WHERE name = ?').get(collection)) {
+        throw new Error(`Cannot point alias ${alias} at ${collection}: no such collection.`);
+      }
+      if (this.db.prepare('SELECT 1 FROM collections WHERE name = ?').get(alias)) {
+        throw new Error(`Cannot create alias ${alias}: a collection with that name exists.`);
+      }
+      this.db
+        .prepare(
+          'INSERT INTO aliases (alias, collection) VALUES (?, ?) ' +
+            'ON CONFLICT (alias) DO UPDATE SET collection = excluded.collection',
+        )
+        .run(alias, collection);
+    })();
+  }
+
+  /** Loads (building it if needed) and saves the index of a collection, so the next process to open it
+   * starts from the checkpoint instead of rebuilding. */
+  async prepareIndex(collection: string): Promise<void> {
+    const { name, dim } = this.require(collection);
+    await this.indexes.checkpoint(name, dim);
+  }
+
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    await this.indexes.close();
+    this.db.close();
+  }
+
+  // ---- used by EmbeddedCollection ----
+
+  resolve(name: string): { name: string; dim: number; model: string | null } | undefined {
+    return this.db
+      .prepare(
+        `SELECT c.name, c.dim, c.model FROM collections c
+         WHERE c.name = COALESCE((SELECT collection FROM aliases WHERE alias = ?), ?)`,
+      )
+      .get(name, name) as { name: string; dim: number; model: string | null } | undefined;
+  }
+
+  require(name: string): { name: string; dim: number } {
+    const resolved = this.resolve(name);
+    if (!resolved) throw new Error(`Collection or alias ${name} does not exist in the embedded store.`);
+    return resolved;
+  }
+
+  get sql(): Db {
+    return this.db;
+  }
+
+  /** Applies a write and its change-log entries in one transaction, then maybe schedules a checkpoint. */
+  write(collection: string, change: () => { added: number[]; removed: number[] }): void {
+    const logChange = this.db.prepare('INSERT INTO changes (collection, key, op) VALUES (?, ?, ?)');
+    this.db
+      .transaction(() => {
+        const { added, removed } = change();
+        for (const key of removed) logChange.run(collection, key, 'del');
+        for (const key of added) logChange.run(collection, key, 'add');
+      })
+      .immediate(); // take the write lock up front: deferred upgrades can fail at once under contention
+    this.indexes.afterWrite(collection);
+  }
+}
+
+export function openEmbeddedStore(options: EmbeddedStoreOptions): EmbeddedStore {
+  return guarded(new EmbeddedStore(options));
+}
