@@ -378,7 +378,7 @@ describe('embedded schema migrations', () => {
 });
 
 describe.skipIf(tmpfsUnavailable !== undefined)('embedded store on a full disk', () => {
-  it('a checkpoint that does not fit leaves no partial file, searches go on, it works once space is freed', async () => {
+  it('a checkpoint that does not fit leaves no partial file, searches go on, works once space is freed', async () => {
     const dir = tempDir();
     const logs: string[] = [];
     const store = open(dir, { log: (m) => logs.push(m), checkpointEvery: 1_000_000 });
