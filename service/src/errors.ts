@@ -14,6 +14,7 @@ export class ServiceError extends Error {
 
 export const badRequest = (code: string, message: string) => new ServiceError(400, code, message);
 export const notFound = (code: string, message: string) => new ServiceError(404, code, message);
+export const insufficientStorage = (message: string) => new ServiceError(507, 'insufficient_storage', message);
 export const conflict = (code: string, message: string) => new ServiceError(409, code, message);
 export const unavailable = (code: string, message: string, retryAfterSeconds?: number) =>
   new ServiceError(

@@ -9,13 +9,14 @@ import { loadConfig, type Config } from '../../service/src/config.js';
 import type { UrlFetchPolicy } from '../../service/src/images/fetch-url.js';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
-import { openService } from '../../service/src/service.js';
+import { openService, type Service } from '../../service/src/service.js';
 import { writeTestModel } from './onnx-model.js';
 
 export interface TestApp {
   app: FastifyInstance;
   catalog: Catalog;
   store: VectorStore;
+  service: Service;
   config: Config;
   dir: string;
   close(): Promise<void>;
@@ -48,6 +49,7 @@ export async function startTestApp(
     app,
     catalog: service.catalog,
     store: service.store,
+    service,
     config,
     dir,
     async close() {

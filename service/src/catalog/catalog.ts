@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Embedder } from '../embedding/embedder.js';
 import type { ModelRegistry } from '../embedding/registry.js';
-import { conflict, notFound, unavailable } from '../errors.js';
+import { conflict, insufficientStorage, notFound, unavailable } from '../errors.js';
 import { imageFormat } from '../images/preprocess.js';
 import {
   collectionNameFor,
@@ -15,7 +15,7 @@ import {
   type VectorStore,
 } from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
-import { KeyedLock } from './keyed-lock.js';
+import { KeyedLock, SharedExclusiveLock } from './locks.js';
 
 export interface Logger {
   info(message: string): void;
@@ -54,6 +54,8 @@ const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
 
 export class Catalog {
   private readonly locks = new KeyedLock();
+  /** Writes hold it shared; a wipe holds it alone. */
+  private readonly writes = new SharedExclusiveLock();
   private live?: Live;
   private refreshing?: Promise<Live>;
 
@@ -96,6 +98,7 @@ export class Catalog {
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
     await catalog.recoverStaged(catalog.live.collection);
+    await catalog.recoverDeletes(catalog.live.collection);
     // The first search should not pay for loading the index. Embedded: the work happens right here, before
     // the server listens. Qdrant: it indexes on its own and answers meanwhile; waiting is only logged.
     store
@@ -119,6 +122,25 @@ export class Catalog {
         await files.discard(imageId);
         log.warn(`Removed staged file ${imageId}: its ingest was interrupted before the point was written.`);
       }
+    }
+  }
+
+  /** Deletes a crash interrupted: carried out again (each step can be repeated), then forgotten. */
+  private async recoverDeletes(collection: Collection): Promise<void> {
+    const { files, log } = this.options;
+    for (const { id, intent } of await files.interruptedDeletes()) {
+      if (!intent) {
+        log.warn(`Removed an unreadable delete intent ${id} from the journal.`);
+      } else if (intent.op === 'wipe') {
+        await collection.deleteAll();
+        await files.wipe();
+        log.warn('Finished emptying the catalog (DELETE /items), which a crash had interrupted.');
+      } else {
+        await collection.deleteImages(intent.images.map((image) => image.imageId));
+        await Promise.all(intent.images.map((image) => files.remove(image.file)));
+        log.warn(`Finished deleting ${intent.images.length} image(s), which a crash had interrupted.`);
+      }
+      await files.endDelete(id);
     }
   }
 
@@ -194,21 +216,25 @@ export class Catalog {
       );
     if (await itemExists()) throw exists(); // fail fast, before the costly embedding
     const vector = await live.embedder.embed(bytes);
-    return this.locks.run(fields.itemId, async () => {
-      if (await itemExists()) throw exists();
-      return this.store(live, fields, bytes, vector);
-    });
+    return this.writes.runShared(() =>
+      this.locks.run(fields.itemId, async () => {
+        if (await itemExists()) throw exists();
+        return this.store(live, fields, bytes, vector);
+      }),
+    );
   }
 
   /** Another image of an existing item (its name and code are kept); 404 when the item is unknown. */
   async addImage(itemId: string, bytes: Buffer): Promise<ImageRecord> {
     const live = await this.current();
     const vector = await live.embedder.embed(bytes);
-    return this.locks.run(itemId, async () => {
-      const [first] = await live.collection.itemImages(itemId);
-      if (!first) throw unknownItem(itemId);
-      return this.store(live, { itemId, itemName: first.itemName, itemCode: first.itemCode }, bytes, vector);
-    });
+    return this.writes.runShared(() =>
+      this.locks.run(itemId, async () => {
+        const [first] = await live.collection.itemImages(itemId);
+        if (!first) throw unknownItem(itemId);
+        return this.store(live, { itemId, itemName: first.itemName, itemCode: first.itemCode }, bytes, vector);
+      }),
+    );
   }
 
   private async store(live: Live, fields: ItemFields, bytes: Buffer, vector: Float32Array): Promise<ImageRecord> {
@@ -225,7 +251,7 @@ export class Catalog {
       model: live.embedder.manifest.name,
       createdAt: new Date().toISOString(),
     };
-    await files.stage(imageId, bytes);
+    await files.stage(imageId, bytes).catch((error: unknown) => Promise.reject(storageError(error)));
     try {
       await live.collection.upsert(record, vector);
     } catch (error) {
@@ -238,7 +264,7 @@ export class Catalog {
       // The point must not outlive a file that never reached its place.
       await live.collection.deleteImages([imageId]);
       await files.discard(imageId);
-      throw error;
+      throw storageError(error);
     }
     return record;
   }
@@ -249,27 +275,58 @@ export class Catalog {
     return images;
   }
 
-  /** Removes every point and file of an item; 404 when unknown. Returns the removed images. */
+  /**
+   * Removes every point and file of an item; 404 when unknown. Returns the removed images. Journaled:
+   * a crash part-way is finished at the next start.
+   */
   async deleteItem(itemId: string): Promise<ImageRecord[]> {
     const { collection } = await this.current();
-    return this.locks.run(itemId, async () => {
-      const images = await collection.itemImages(itemId);
-      if (images.length === 0) throw unknownItem(itemId);
-      await collection.deleteItem(itemId);
-      await Promise.all(images.map((image) => this.options.files.remove(image.file)));
-      await this.options.files.removeItem(itemId);
-      return images;
-    });
+    const { files } = this.options;
+    return this.writes.runShared(() =>
+      this.locks.run(itemId, async () => {
+        const images = await collection.itemImages(itemId);
+        if (images.length === 0) throw unknownItem(itemId);
+        const intent = await files
+          .beginDelete({ op: 'delete-images', images: images.map(({ imageId, file }) => ({ imageId, file })) })
+          .catch((error: unknown) => Promise.reject(storageError(error)));
+        await collection.deleteImages(images.map((image) => image.imageId));
+        await Promise.all(images.map((image) => files.remove(image.file)));
+        await files.removeItemDirIfEmpty(itemId);
+        await files.endDelete(intent);
+        return images;
+      }),
+    );
   }
 
-  /** Removes all points and all stored files. Returns how many points there were. */
+  /**
+   * Removes all points and all stored files; returns how many points there were. Waits for writes in
+   * progress and holds new ones until it is done; journaled like deleteItem.
+   */
   async deleteAll(): Promise<number> {
     const { collection } = await this.current();
-    const count = await collection.count();
-    await collection.deleteAll();
-    await this.options.files.wipe();
-    return count;
+    const { files } = this.options;
+    return this.writes.runExclusive(async () => {
+      const count = await collection.count();
+      const intent = await files
+        .beginDelete({ op: 'wipe' })
+        .catch((error: unknown) => Promise.reject(storageError(error)));
+      await collection.deleteAll();
+      await files.wipe();
+      await files.endDelete(intent);
+      return count;
+    });
   }
+}
+
+/** A full disk (or quota) under IMAGE_STORAGE_DIR becomes 507 with what to do; other failures pass. */
+function storageError(error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return insufficientStorage(
+      'The disk that holds the images (IMAGE_STORAGE_DIR) is full; nothing was stored. Free space and retry.',
+    );
+  }
+  return error;
 }
 
 const unknownItem = (itemId: string) =>

@@ -4,12 +4,22 @@
 // A new file is first written to .incoming/<image_id> (fsynced), the point is upserted, and only then
 // is the file renamed into place. A crash in between leaves a file in .incoming/, which the start-up
 // check either finishes (its point exists) or removes (it does not): nothing half-done survives.
-import { createHash } from 'node:crypto';
+//
+// Deletes go the other way: an intent is written to .journal/ first (fsynced), then the points are
+// deleted, then the files, then the intent. A crash in between leaves the intent, which the next start
+// carries out again (every step can be repeated), so no file outlives its point for good.
+import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 const INCOMING = '.incoming';
+const JOURNAL = '.journal';
+/** Entries of the root that are not stored images. */
+const RESERVED = new Set([INCOMING, JOURNAL]);
+
+/** An interrupted delete, as written to the journal before it started. */
+export type DeleteIntent = { op: 'delete-images'; images: Array<{ imageId: string; file: string }> } | { op: 'wipe' };
 
 export const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
@@ -24,13 +34,40 @@ const EXTENSIONS: Record<string, string> = {
 };
 export const extensionFor = (format: string) => EXTENSIONS[format] ?? 'bin';
 
+/** Writes and fsyncs `bytes`; on any failure (a full disk) the partial file is removed before rethrowing. */
 async function writeDurably(file: string, bytes: Buffer): Promise<void> {
-  const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o640);
   try {
-    await handle.writeFile(bytes);
+    const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o640);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    await rm(file, { force: true });
+    throw error;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY);
+  try {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** rm -rf that tolerates a directory gaining an entry meanwhile (ENOTEMPTY from another writer): retries. */
+async function removeTree(target: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rm(target, { recursive: true, force: true });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt >= 5) throw error;
+    }
   }
 }
 
@@ -72,6 +109,7 @@ export class ImageFiles {
     return path.join(this.root, INCOMING, imageId);
   }
 
+  /** Writes the file of a new image to staging (fsynced); a failure leaves nothing behind. */
   async stage(imageId: string, bytes: Buffer): Promise<void> {
     await mkdir(path.join(this.root, INCOMING), { recursive: true });
     await writeDurably(this.incoming(imageId), bytes);
@@ -108,22 +146,62 @@ export class ImageFiles {
     await rm(this.absolute(relative), { force: true });
   }
 
-  /** Removes the directory of an item (all its files). */
-  async removeItem(itemId: string): Promise<void> {
+  /** Removes an item's directory when no file is left in it (another image may have arrived meanwhile). */
+  async removeItemDirIfEmpty(itemId: string): Promise<void> {
     const itemDir = sha256Hex(itemId);
-    await rm(path.join(this.root, itemDir.slice(0, 2), itemDir), { recursive: true, force: true });
+    try {
+      await rmdir(path.join(this.root, itemDir.slice(0, 2), itemDir));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+    }
   }
 
-  /** Removes every stored image, keeping the root itself and files of ingests still in flight. */
+  /** Removes every stored image, keeping the root itself, files of ingests in flight and the journal. */
   async wipe(): Promise<void> {
-    const stored = (await entriesOf(this.root)).filter((entry) => entry !== INCOMING);
-    await Promise.all(stored.map((entry) => rm(path.join(this.root, entry), { recursive: true, force: true })));
+    const stored = (await entriesOf(this.root)).filter((entry) => !RESERVED.has(entry));
+    await Promise.all(stored.map((entry) => removeTree(path.join(this.root, entry))));
   }
 
-  /** Every stored image file, as relative paths (skips .incoming). */
+  /** Records a delete before it starts; returns its id for `endDelete`. */
+  async beginDelete(intent: DeleteIntent): Promise<string> {
+    const dir = path.join(this.root, JOURNAL);
+    await mkdir(dir, { recursive: true });
+    const id = `${Date.now()}-${randomUUID()}`;
+    await writeDurably(path.join(dir, `${id}.tmp`), Buffer.from(JSON.stringify(intent)));
+    await rename(path.join(dir, `${id}.tmp`), path.join(dir, `${id}.json`));
+    await syncDir(dir);
+    return id;
+  }
+
+  async endDelete(id: string): Promise<void> {
+    await rm(path.join(this.root, JOURNAL, `${id}.json`), { force: true });
+  }
+
+  /** Deletes a crash interrupted, oldest first (unreadable entries are reported by `id` with no intent). */
+  async interruptedDeletes(): Promise<Array<{ id: string; intent?: DeleteIntent }>> {
+    const dir = path.join(this.root, JOURNAL);
+    const found: Array<{ id: string; intent?: DeleteIntent }> = [];
+    for (const entry of (await entriesOf(dir)).sort()) {
+      if (entry.endsWith('.tmp')) {
+        await rm(path.join(dir, entry), { force: true }); // never completed: its delete never started
+        continue;
+      }
+      if (!entry.endsWith('.json')) continue;
+      const id = entry.slice(0, -'.json'.length);
+      try {
+        found.push({ id, intent: JSON.parse(await readFile(path.join(dir, entry), 'utf8')) as DeleteIntent });
+      } catch {
+        found.push({ id });
+      }
+    }
+    return found;
+  }
+
+  /** Every stored image file, as relative paths (skips staging and the journal). */
   async *list(): AsyncGenerator<string> {
     for (const shard of (await entriesOf(this.root)).sort()) {
-      if (shard === INCOMING) continue;
+      if (RESERVED.has(shard)) continue;
       for (const itemDir of (await entriesOf(path.join(this.root, shard))).sort()) {
         for (const file of (await entriesOf(path.join(this.root, shard, itemDir))).sort()) {
           yield `${shard}/${itemDir}/${file}`;

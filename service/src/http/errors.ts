@@ -4,7 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError } from '../errors.js';
-import { StoreUnavailableError } from '../store/port.js';
+import { StoreFullError, StoreUnavailableError } from '../store/port.js';
 
 /** Fastify and @fastify/multipart error codes → our status, code and advice. */
 const FRAMEWORK_ERRORS: Record<string, (maxBytes: number) => ServiceError> = {
@@ -47,6 +47,10 @@ export const errorHandling = fp(
   async (app: FastifyInstance, options: { maxImageBytes: number }) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
       if (error instanceof ServiceError) return sendError(reply, error);
+      if (error instanceof StoreFullError) {
+        request.log.warn({ err: error }, 'vector store disk full');
+        return sendError(reply, new ServiceError(507, 'insufficient_storage', `${error.message} Retry after that.`));
+      }
       if (error instanceof StoreUnavailableError) {
         request.log.warn({ err: error }, 'vector store unavailable');
         return sendError(
