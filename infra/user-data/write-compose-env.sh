@@ -60,7 +60,7 @@ while IFS= read -r line || [ -n "$line" ]; do
       name=${key#SECRET_}
       rc=0
       secret=$(fetch "$value" "$name") || rc=$?
-      [ "$rc" != 3 ] || die "the secret for $name ($value) has no value; put one (see the README: rotating the keys)"
+      [ "$rc" != 3 ] || die "the secret for $name ($value) has no value; put one (README: Keys and secrets)"
       [ "$rc" = 0 ] || exit 1
       # Compose reads .env literally only for plain tokens; anything else could be interpolated or cut.
       [[ "$secret" =~ ^[A-Za-z0-9._~+/=-]{16,512}$ ]] ||
