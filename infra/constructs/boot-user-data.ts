@@ -39,10 +39,10 @@ export interface BootArguments {
 
 const NAME = /^[A-Z][A-Z0-9_]*$/;
 
-/** Values are ids, ARNs, URLs, JSON and calendar expressions: never quotes or line breaks. */
+/** Values are ids, ARNs, URLs, JSON and calendar expressions: never quotes, line breaks or a final backslash. */
 function plain(value: string, what: string): string {
-  if (!Token.isUnresolved(value) && /['\n\r\0]/.test(value)) {
-    throw new Error(`${what} must not contain quotes or line breaks (got ${JSON.stringify(value)})`);
+  if (!Token.isUnresolved(value) && /['\n\r\0]|\\$/.test(value)) {
+    throw new Error(`${what} must not contain quotes, line breaks or a final backslash (got ${JSON.stringify(value)})`);
   }
   return value;
 }

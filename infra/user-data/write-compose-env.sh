@@ -43,8 +43,9 @@ fetch() {
   die "cannot read the secret for $2 ($1): $(tr '\n' ' ' <"$work/err")"
 }
 
-# A value that goes between single quotes in .env (compose takes those literally): no quote, no control character.
-quotable() { [[ "$1" != *"'"* && ! "$1" =~ [[:cntrl:]] && ${#1} -le 4096 ]]; }
+# A value that goes between single quotes in .env, which compose takes literally up to the first quote not
+# preceded by a backslash: so no quote, no backslash at the end, no control character.
+quotable() { [[ "$1" != *"'"* && "$1" != *\\ && ! "$1" =~ [[:cntrl:]] && ${#1} -le 4096 ]]; }
 
 names=()
 declare -A values=()
@@ -77,13 +78,13 @@ while IFS= read -r line || [ -n "$line" ]; do
         set_value "$name" ""
       else
         quotable "$secret" ||
-          die "the secret for $name must be at most 4096 characters without quotes (') or line breaks; put a new value"
+          die "the secret for $name must be at most 4096 characters without quotes ('), line breaks or a final backslash; put a new value"
         set_value "$name" "'$secret'"
       fi
       ;;
     SETTING_*)
       name=${key#SETTING_}
-      quotable "$value" || die "the setting $name must not contain quotes (') or line breaks"
+      quotable "$value" || die "the setting $name must not contain quotes ('), line breaks or a final backslash"
       set_value "$name" "'$value'"
       ;;
   esac

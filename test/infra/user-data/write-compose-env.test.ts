@@ -21,6 +21,19 @@ const NO_VALUE =
   'An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation: Secrets Manager ' +
   "can't find the specified secret value for staging label: AWSCURRENT";
 
+/**
+ * How Compose reads a single-quoted .env value (compose-spec/compose-go dotenv/parser.go, extractVarValue): up to
+ * the first quote not preceded by a backslash, quotes trimmed, nothing expanded. Unterminated → an error.
+ */
+function composeSingleQuoted(line: string): string {
+  const raw = line.slice(line.indexOf('=') + 1);
+  expect(raw.startsWith("'"), line).toBe(true);
+  for (let i = 1; i < raw.length; i++) {
+    if (raw[i] === "'" && raw[i - 1] !== '\\') return raw.slice(0, i).replace(/^'+|'+$/g, '');
+  }
+  throw new Error(`compose would refuse the unterminated quoted value in ${line}`);
+}
+
 describe('write-compose-env.sh', () => {
   let dir: string;
   beforeEach(() => {
@@ -115,6 +128,16 @@ describe('write-compose-env.sh', () => {
       "MODEL_PATH='/data/models/mobilenet_v3.onnx'",
       'IMAGE_URL_ALLOW=erp.internal',
     ]);
+    const quoted = envLines().filter((line) => line.includes("='"));
+    expect(quoted.map(composeSingleQuoted)).toEqual([
+      '0123456789abcde',
+      'fedcba987654321',
+      'a webhook secret with $HOME, # and "quotes"',
+      'https://erp.example.com',
+      '[["Item","item_name","like","%it\\u0027s%"]]',
+      '/data/models/mobilenet_v3.onnx',
+    ]);
+    expect(() => composeSingleQuoted("X='ends in a backslash\\'")).toThrow(/unterminated/); // hence refused
     const stat = statSync(path.join(dir, '.env'));
     expect((stat.mode & 0o777).toString(8)).toBe('600');
     if (process.getuid?.() === 0) expect(stat.uid).toBe(0);
@@ -153,6 +176,11 @@ describe('write-compose-env.sh', () => {
         { [API]: 'a'.repeat(48), [QDRANT]: 'b'.repeat(32), [ERP_HOOK]: "it's" },
         [...BASE, `OPERATOR_SECRET_ERPNEXT_WEBHOOK_SECRET=${ERP_HOOK}`],
         "without quotes (')",
+      ],
+      [
+        { [API]: 'a'.repeat(48), [QDRANT]: 'b'.repeat(32), [ERP_HOOK]: 'ends in a backslash\\' },
+        [...BASE, `OPERATOR_SECRET_ERPNEXT_WEBHOOK_SECRET=${ERP_HOOK}`],
+        'or a final backslash',
       ],
       [
         { [API]: 'a'.repeat(48), [QDRANT]: 'b'.repeat(32) },
