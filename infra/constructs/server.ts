@@ -1,6 +1,11 @@
 // The host: one Ubuntu instance running the compose project (api + qdrant), its role, its secrets, the app
 // delivered as an S3 asset, and a fixed public address.
 //
+// Secrets: the API key (or an existing secret), the read-only key for browsers and the Qdrant key are generated
+// by Secrets Manager; the three ERPNext secrets (with erpnextUrl) are created empty, because only ERPNext knows
+// their values: the operator puts them (README). The role may read exactly these secrets, and only their ARNs
+// appear in the template and the user data.
+//
 // Instance replacement (new AMI pin, new subnet...) must never lose or deadlock the data volume, so there is
 // no template-level attachment and no creation policy: the instance attaches the volume to itself at boot and
 // retries until the previous instance has released it (infra/user-data/attach-data-volume.sh). Everyday
@@ -13,6 +18,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { DeployConfig } from '../config.js';
 import { CREATED_BY_TAG } from './backups.js';
@@ -42,55 +48,101 @@ export interface ServerProps {
   vpc: ec2.IVpc;
   securityGroup: ec2.ISecurityGroup;
   volume: ec2.Volume;
+  /** More paths (relative to the repository) kept out of the app asset, e.g. the settings file. */
+  assetExcludes?: string[];
 }
+
+/** The secrets the api container gets, by environment name. */
+export type ServerSecrets = {
+  IMAGE_SEARCH_API_KEY: secretsmanager.ISecret;
+  IMAGE_SEARCH_READ_KEY: secretsmanager.ISecret;
+  QDRANT_API_KEY: secretsmanager.ISecret;
+};
+export type ErpNextSecrets = {
+  ERPNEXT_API_KEY: secretsmanager.ISecret;
+  ERPNEXT_API_SECRET: secretsmanager.ISecret;
+  ERPNEXT_WEBHOOK_SECRET: secretsmanager.ISecret;
+};
+
+const ROTATE_BY_HAND =
+  'A static key shared with ERPNext, browsers or Qdrant; rotation needs the other side updated too. Rotate by ' +
+  'hand: put a new value, then reboot the instance (boot rewrites .env) - see the README.';
 
 export class Server extends Construct {
   readonly instance: ec2.Instance;
   readonly role: iam.Role;
-  readonly apiKey: secretsmanager.ISecret;
-  readonly qdrantKey: secretsmanager.ISecret;
+  readonly secrets: ServerSecrets;
+  readonly erpNextSecrets?: ErpNextSecrets;
   readonly address: ec2.CfnEIP;
 
   constructor(scope: Construct, id: string, props: ServerProps) {
     super(scope, id);
     const { config, volume } = props;
 
-    this.apiKey = config.apiKeySecretArn
-      ? secretsmanager.Secret.fromSecretCompleteArn(this, 'ApiKey', config.apiKeySecretArn)
-      : new secretsmanager.Secret(this, 'ApiKey', {
-          description: 'API key of the ERP image search service (header Image-Search-Api-Key)',
-          generateSecretString: { passwordLength: 48, excludePunctuation: true },
-        });
-    this.qdrantKey = new secretsmanager.Secret(this, 'QdrantApiKey', {
-      description: 'API key between the ERP image search API and its Qdrant (never leaves the host)',
-      generateSecretString: { passwordLength: 48, excludePunctuation: true },
-    });
-    for (const secret of [this.apiKey, this.qdrantKey]) {
-      if (secret instanceof secretsmanager.Secret) {
+    const generated = (id: string, description: string) => {
+      const secret = new secretsmanager.Secret(this, id, {
+        description,
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      });
+      Validations.of(secret).acknowledge({ id: 'AwsSolutions::AwsSolutions-SMG4', reason: ROTATE_BY_HAND });
+      return secret;
+    };
+    this.secrets = {
+      IMAGE_SEARCH_API_KEY: config.apiKeySecretArn
+        ? secretsmanager.Secret.fromSecretCompleteArn(this, 'ApiKey', config.apiKeySecretArn)
+        : generated('ApiKey', 'API key of the ERP image search service (header Image-Search-Api-Key)'),
+      IMAGE_SEARCH_READ_KEY: generated(
+        'ReadApiKey',
+        'Read-only API key of the ERP image search service (search and reading items; for browsers)',
+      ),
+      QDRANT_API_KEY: generated(
+        'QdrantApiKey',
+        'API key between the ERP image search API and its Qdrant (never leaves the host)',
+      ),
+    };
+    if (config.erpnextUrl) {
+      const empty = (id: string, description: string) => {
+        const secret = new secretsmanager.Secret(this, id, { description });
+        // No value at all (neither SecretString nor GenerateSecretString): the operator puts ERPNext's.
+        (secret.node.defaultChild as secretsmanager.CfnSecret).addPropertyDeletionOverride('GenerateSecretString');
         Validations.of(secret).acknowledge({
           id: 'AwsSolutions::AwsSolutions-SMG4',
           reason:
-            'A static key shared with ERPNext (or between the api and Qdrant); rotation needs the other side ' +
-            'updated too. Rotate by hand: put a new value, then reboot the instance (boot rewrites .env) - see ' +
-            'the README.',
+            'The value is issued by ERPNext (API key pair, webhook secret) and must change there first; the ' +
+            'operator puts the new value and reboots the instance - see the README.',
         });
-      }
+        return secret;
+      };
+      this.erpNextSecrets = {
+        ERPNEXT_API_KEY: empty('ErpNextApiKey', 'ERPNext API key (of a user who may read Item and File) - put it'),
+        ERPNEXT_API_SECRET: empty('ErpNextApiSecret', 'ERPNext API secret of the same user - put it'),
+        ERPNEXT_WEBHOOK_SECRET: empty(
+          'ErpNextWebhookSecret',
+          "The Webhook Secret of ERPNext's Webhook to /webhooks/erpnext - put it",
+        ),
+      };
     }
 
-    const app = new s3assets.Asset(this, 'App', { path: APP_ROOT, exclude: APP_EXCLUDES });
+    const app = new s3assets.Asset(this, 'App', {
+      path: APP_ROOT,
+      exclude: [...APP_EXCLUDES, ...(props.assetExcludes ?? [])],
+    });
 
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: 'ERP image search host: SSM, its app asset, its two secrets, its data volume and snapshots',
+      description: 'ERP image search host: SSM, its app asset, its secrets, its data volume and snapshots',
     });
 
+    const arns = (secrets: Record<string, ISecret> = {}) =>
+      Object.fromEntries(Object.entries(secrets).map(([name, secret]) => [name, secret.secretArn]));
     const userData = bootUserData({
       region: Stack.of(this).region,
       assetUrl: app.s3ObjectUrl,
       volumeId: volume.volumeId,
-      apiKeySecretArn: this.apiKey.secretArn,
-      qdrantKeySecretArn: this.qdrantKey.secretArn,
       backupSchedule: config.backupSchedule,
+      secrets: arns(this.secrets),
+      operatorSecrets: arns(this.erpNextSecrets),
+      settings: config.serviceEnv,
     });
 
     this.instance = new ec2.Instance(this, 'Instance', {
@@ -153,8 +205,10 @@ export class Server extends Construct {
     });
 
     app.grantRead(this.role);
-    this.apiKey.grantRead(this.role);
-    this.qdrantKey.grantRead(this.role);
+    const secrets = [this.secrets, this.erpNextSecrets ?? {}].flatMap((group) => Object.values<ISecret>(group));
+    for (const secret of secrets) {
+      secret.grantRead(this.role);
+    }
     volume.grantAttachVolumeByResourceTag(this.role, [this.instance]);
     this.grantSnapshots(config.stackName);
     this.acknowledgeRolePolicy();

@@ -1,17 +1,22 @@
 #!/bin/bash
 # Second stage of every boot, run by bootstrap.sh from the freshly downloaded app. Every step is idempotent:
-# data volume (attach, prepare, mount, directories), Docker, the compose .env with the secrets, the backup
-# timer, then the compose unit, which (re)builds and starts the service only when /data is really mounted.
-# Usage: boot.sh REGION VOLUME_ID API_KEY_SECRET_ID QDRANT_KEY_SECRET_ID BACKUP_SCHEDULE
+# data volume (attach, prepare, mount, directories), Docker, the compose .env with the secrets and settings,
+# the backup timer, then the compose unit, which (re)builds and starts the service only when /data is really
+# mounted.
+# Usage: boot.sh REGION DEPLOYMENT_ENV   (DEPLOYMENT_ENV: the deployment's values, see deployment-env.sh)
 set -euo pipefail
 
 readonly APP_DIR=/opt/erp-image-search/app DATA=/data CONF_DIR=/etc/erp-image-search UNITS=/etc/systemd/system
-if [ "$#" -ne 5 ]; then
-  echo "usage: $0 REGION VOLUME_ID API_KEY_SECRET_ID QDRANT_KEY_SECRET_ID BACKUP_SCHEDULE" >&2
+if [ "$#" -ne 2 ]; then
+  echo "usage: $0 REGION DEPLOYMENT_ENV" >&2
   exit 2
 fi
-region=$1 volume_id=$2 api_secret=$3 qdrant_secret=$4 schedule=$5
+region=$1 deployment=$2
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=infra/user-data/deployment-env.sh
+. "$here/deployment-env.sh"
+volume_id=$(deployment_value "$deployment" VOLUME_ID)
+schedule=$(deployment_value "$deployment" BACKUP_SCHEDULE)
 step() { echo "--- boot: $*"; }
 
 step "data volume $volume_id"
@@ -27,7 +32,7 @@ bash "$here/install-docker.sh"
 
 step "compose environment"
 install -d -m 0700 "$CONF_DIR"
-bash "$here/write-compose-env.sh" "$APP_DIR/.env" "$region" "$api_secret" "$qdrant_secret" "$volume_id" "$CONF_DIR/extra.env"
+bash "$here/write-compose-env.sh" "$APP_DIR/.env" "$region" "$deployment" "$CONF_DIR/extra.env"
 
 step "backup timer"
 bash "$here/install-backup-timer.sh" "$schedule" "$APP_DIR"

@@ -1,20 +1,19 @@
 #!/bin/bash
-# First stage of every boot. The user data (infra/constructs/server.ts) writes this file verbatim and runs it
-# with the deployment's values; cloud-init runs the user data on every boot, not only the first.
+# First stage of every boot. The user data (infra/constructs/boot-user-data.ts) writes this file verbatim and
+# the deployment's values (deployment.env), then runs it; cloud-init runs the user data on every boot.
 #   1. installs the AWS CLI and unzip when missing,
 #   2. downloads the app (the project directory, an S3 asset of this deployment) into /opt/erp-image-search/app,
 #      replacing the previous copy in one step,
 #   3. hands over to the app's own boot.sh.
-# Usage: bootstrap.sh REGION ASSET_S3_URL VOLUME_ID API_KEY_SECRET_ID QDRANT_KEY_SECRET_ID BACKUP_SCHEDULE
+# Usage: bootstrap.sh REGION ASSET_S3_URL DEPLOYMENT_ENV
 set -euo pipefail
 
 readonly BASE=/opt/erp-image-search LOG_DIR=/var/log/erp-image-search
-if [ "$#" -ne 6 ]; then
-  echo "usage: $0 REGION ASSET_S3_URL VOLUME_ID API_KEY_SECRET_ID QDRANT_KEY_SECRET_ID BACKUP_SCHEDULE" >&2
+if [ "$#" -ne 3 ]; then
+  echo "usage: $0 REGION ASSET_S3_URL DEPLOYMENT_ENV" >&2
   exit 2
 fi
-region=$1 asset_url=$2
-shift 2
+region=$1 asset_url=$2 deployment=$3
 
 install -d -m 0750 "$LOG_DIR"
 exec > >(tee -a "$LOG_DIR/boot.log") 2>&1
@@ -43,4 +42,4 @@ fi
 mv -- "$work/app" "$BASE/app"
 rm -rf -- "$BASE/app.old"
 
-exec bash "$BASE/app/infra/user-data/boot.sh" "$region" "$@"
+exec bash "$BASE/app/infra/user-data/boot.sh" "$region" "$deployment"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Creates the service's directories on the data volume with the owners the containers run as:
-#   images, backups          -> the api container's user (uid/gid 10001, see service/Dockerfile)
+#   images, backups, models  -> the api container's user (uid/gid 10001, see service/Dockerfile)
 #   qdrant, qdrant-snapshots -> the qdrant "-unprivileged" image's user (uid/gid 1000)
 # Only the directories themselves are changed, never their contents. Used by the EC2 boot script and by the
 # one-shot "data-dirs" service of docker-compose.yml (so a fresh `docker compose up` works on any host).
@@ -25,6 +25,7 @@ make_dir() { # NAME UID
 
 make_dir images "$API_ID"
 make_dir backups "$API_ID"
+make_dir models "$API_ID"
 make_dir qdrant "$QDRANT_ID"
 make_dir qdrant-snapshots "$QDRANT_ID"
-echo "make-data-dirs: $data_dir/{images,backups} owned by $API_ID, $data_dir/{qdrant,qdrant-snapshots} by $QDRANT_ID" >&2
+echo "make-data-dirs: $data_dir/{images,backups,models} owned by $API_ID, $data_dir/{qdrant,qdrant-snapshots} by $QDRANT_ID" >&2

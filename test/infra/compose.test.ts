@@ -54,7 +54,19 @@ const filledEnv = { ...exampleEnv, IMAGE_SEARCH_API_KEY: 'k'.repeat(32), QDRANT_
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- compose YAML, checked field by field below
 type Service = Record<string, any>;
 const compose = interpolate(parse(composeText, { merge: true }), filledEnv) as { services: Record<string, Service> };
-const { api, qdrant } = compose.services;
+const { api, qdrant, models } = compose.services;
+/** The api's settings that the deployment passes through; unset means empty (the service's default). */
+const PASSED_THROUGH = [
+  'IMAGE_SEARCH_READ_KEY',
+  'CORS_ORIGINS',
+  'MIN_CONFIDENCE',
+  'ERPNEXT_URL',
+  'ERPNEXT_API_KEY',
+  'ERPNEXT_API_SECRET',
+  'ERPNEXT_WEBHOOK_SECRET',
+  'ERPNEXT_ITEM_FILTERS',
+  'ERPNEXT_SYNC_INTERVAL',
+];
 
 describe('docker-compose.yml', () => {
   it('is valid against the Compose specification schema', () => {
@@ -121,21 +133,65 @@ describe('docker-compose.yml', () => {
       QDRANT_API_KEY: filledEnv.QDRANT_API_KEY,
       QDRANT_COLLECTION: 'items',
       IMAGE_SEARCH_API_KEY: filledEnv.IMAGE_SEARCH_API_KEY,
-      MODEL_PATH: '/app/models/efficientnet_b0.onnx',
+      MODEL_PATH: '/data/models/efficientnet_b0.onnx',
       DATA_DIR: '/data',
       IMAGE_STORAGE_DIR: '/data/images',
       BACKUP_DIR: '/data/backups',
     });
-    expect(api.volumes).toEqual(['./data/images:/data/images', './data/backups:/data/backups']);
+    expect(api.volumes).toEqual([
+      './data/images:/data/images',
+      './data/backups:/data/backups',
+      './data/models:/data/models:ro',
+    ]);
     const onEc2 = interpolate(parse(composeText, { merge: true }), {
       ...filledEnv,
       DATA_DIR: '/data',
     }) as typeof compose;
-    expect(onEc2.services.api.volumes).toEqual(['/data/images:/data/images', '/data/backups:/data/backups']);
+    expect(onEc2.services.api.volumes).toEqual([
+      '/data/images:/data/images',
+      '/data/backups:/data/backups',
+      '/data/models:/data/models:ro',
+    ]);
+    expect(onEc2.services.models.volumes).toContain('/data/models:/data/models');
     expect(onEc2.services.qdrant.volumes).toEqual([
       '/data/qdrant:/qdrant/storage',
       '/data/qdrant-snapshots:/qdrant/snapshots',
     ]);
+  });
+
+  it('passes the service settings through from .env, and an unset one as empty', () => {
+    const values = Object.fromEntries(PASSED_THROUGH.map((name) => [name, `value of ${name}`]));
+    const set = interpolate(parse(composeText, { merge: true }), { ...filledEnv, ...values }) as typeof compose;
+    for (const name of PASSED_THROUGH) expect(set.services.api.environment[name], name).toBe(`value of ${name}`);
+    const unset = Object.fromEntries(Object.entries(filledEnv).filter(([name]) => !PASSED_THROUGH.includes(name)));
+    const bare = interpolate(parse(composeText, { merge: true }), unset) as typeof compose;
+    for (const name of PASSED_THROUGH) expect(bare.services.api.environment[name], name).toBe('');
+    expect(bare.services.api.environment.LOG_LEVEL).toBe('info');
+    // MODEL_PATH comes from .env, defaulting to the image's model on the volume.
+    expect(bare.services.api.environment.MODEL_PATH).toBe('/data/models/efficientnet_b0.onnx');
+    const migrated = interpolate(parse(composeText, { merge: true }), {
+      ...filledEnv,
+      MODEL_PATH: '/data/models/mobilenet_v3.onnx',
+    }) as typeof compose;
+    expect(migrated.services.api.environment.MODEL_PATH).toBe('/data/models/mobilenet_v3.onnx');
+  });
+
+  it("seeds the volume's models directory from the api image before the api starts", () => {
+    expect(models.image).toBe(api.image); // the image the api service builds
+    expect(models.build).toBeUndefined();
+    expect(models.pull_policy).toBe('never'); // never looked up in a registry
+    expect(models.user).toBe('10001:10001');
+    expect(models.network_mode).toBe('none');
+    expect(models.restart).toBe('no');
+    expect(models.entrypoint).toEqual(['bash', '/usr/local/bin/seed-models.sh', '/app/models', '/data/models']);
+    expect(models.volumes).toEqual([
+      './infra/user-data/seed-models.sh:/usr/local/bin/seed-models.sh:ro',
+      './data/models:/data/models',
+    ]);
+    expect(models.depends_on['data-dirs']).toEqual({ condition: 'service_completed_successfully' });
+    expect(api.depends_on.models).toEqual({ condition: 'service_completed_successfully' });
+    // The api reads the models it starts with from the volume, and only reads them.
+    expect(api.environment.MODEL_PATH.startsWith('/data/models/')).toBe(true);
   });
 
   it("prepares the data directories first, with the repository's script and no network", () => {
@@ -146,7 +202,7 @@ describe('docker-compose.yml', () => {
     ]);
     expect(init.network_mode).toBe('none');
     expect(init.image).toBe(qdrant.image); // no extra image to pull
-    for (const service of [api, qdrant])
+    for (const service of [api, qdrant, models])
       expect(service.depends_on['data-dirs']).toEqual({ condition: 'service_completed_successfully' });
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, FIELDS, loadConfig } from '../../infra/config.js';
+import { apiExposure, ConfigError, loadConfig } from '../../infra/config.js';
 import { CDK_JSON } from './synth.js';
 
 const load = (context: Record<string, unknown>) => loadConfig((key) => context[key]);
@@ -35,12 +35,16 @@ describe('deployment config', () => {
     });
     expect(config.sshCidr).toBeUndefined();
     expect(config.apiKeySecretArn).toBeUndefined();
-    expect(config.warnings).toEqual([expect.stringContaining('allowedCidr is not set')]);
+    expect(config.tls).toBeUndefined();
+    expect(config.serviceEnv).toEqual({});
+    expect(config.warnings).toEqual([
+      expect.stringContaining('allowedCidr is not set: port 8020 stays closed'),
+      expect.stringContaining('TLS is off: the API key travels as plain HTTP'),
+    ]);
   });
 
-  it('cdk.json sets only known keys, and they are valid', () => {
-    expect(Object.keys(CDK_JSON.context).filter((key) => !(key in FIELDS))).toEqual([]);
-    expect(() => load(CDK_JSON.context)).not.toThrow();
+  it('cdk.json holds no deployment settings: defaults live in infra/config.ts, choices in the settings file', () => {
+    expect(CDK_JSON.context).toBeUndefined();
   });
 
   it('accepts strings from -c as well as JSON values from cdk.json', () => {
@@ -102,7 +106,7 @@ describe('deployment config', () => {
     const config = load({ allowedCidr: '203.0.113.10/32, 198.51.100.0/24,203.0.113.10/32', sshCidr: '192.0.2.7/32' });
     expect(config.allowedCidr).toEqual(['203.0.113.10/32', '198.51.100.0/24']);
     expect(config.sshCidr).toBe('192.0.2.7/32');
-    expect(config.warnings).toEqual([]);
+    expect(config.warnings).toEqual([expect.stringContaining('TLS is off')]);
     expect(load({ allowedCidr: ['2001:db8:0:0::/64'] }).allowedCidr).toEqual(['2001:db8::/64']);
   });
 
@@ -167,5 +171,103 @@ describe('deployment config', () => {
       alarmEmail: 'ops@example.com',
       dataVolumeRemovalPolicy: 'snapshot',
     });
+  });
+  it('turns HTTPS on with a domain and a hosted zone or a certificate of the stack region', () => {
+    const zone = load({ domainName: 'api.example.com', hostedZoneId: 'Z123', allowedCidr: '203.0.113.10/32' });
+    expect(zone.tls).toEqual({
+      domainName: 'api.example.com',
+      hostedZoneId: 'Z123',
+      certificateArn: undefined,
+      secondAvailabilityZone: 'eu-central-1b',
+    });
+    expect(zone.warnings).toEqual([]);
+    const certificateArn = 'arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012';
+    const cert = load({ availabilityZone: 'us-east-1b', domainName: 'api.example.com', certificateArn });
+    expect(cert.tls).toMatchObject({ certificateArn, secondAvailabilityZone: 'us-east-1a' });
+    expect(cert.warnings).toEqual([expect.stringContaining('allowedCidr is not set: port 443 stays closed')]);
+    expect(
+      load({ domainName: 'api.example.com', hostedZoneId: 'Z1', secondAvailabilityZone: 'eu-central-1c' }).tls,
+    ).toMatchObject({ secondAvailabilityZone: 'eu-central-1c' });
+  });
+
+  it('refuses incomplete or inconsistent HTTPS settings, saying what to add', () => {
+    expect(problems({ domainName: 'api.example.com' })).toContain('add -c hostedZoneId=');
+    expect(problems({ hostedZoneId: 'Z123' })).toContain('hostedZoneId: only used with HTTPS; add -c domainName=');
+    expect(
+      problems({
+        domainName: 'api.example.com',
+        certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012',
+      }),
+    ).toContain('the certificate is in us-east-1, but a load balancer in eu-central-1 can only use');
+    expect(
+      problems({ domainName: 'api.example.com', hostedZoneId: 'Z1', secondAvailabilityZone: 'eu-central-1a' }),
+    ).toContain('secondAvailabilityZone: must be another zone of eu-central-1');
+    expect(problems({ domainName: 'https://api.example.com', hostedZoneId: 'Z1' })).toContain('is not a DNS name');
+    expect(problems({ domainName: '*.example.com', hostedZoneId: 'Z1' })).toContain('no wildcard');
+    expect(problems({ domainName: 'api.example.com', hostedZoneId: 'zone' })).toContain('hostedZoneId');
+  });
+
+  it("maps the service's settings to the api container's environment", () => {
+    const config = load({
+      corsOrigins: 'https://erp.example.com/, http://localhost:8000 ,https://erp.example.com',
+      erpnextUrl: 'https://erp.example.com/',
+      erpnextItemFilters: `[["Item","item_name","like","%it's%"]]`,
+      erpnextSyncInterval: '15m',
+      minConfidence: '.35',
+      logLevel: 'debug',
+      modelFile: 'mobilenet_v3.onnx',
+    });
+    expect(config.serviceEnv).toEqual({
+      CORS_ORIGINS: 'https://erp.example.com,http://localhost:8000',
+      ERPNEXT_URL: 'https://erp.example.com',
+      // Same JSON, with the quote escaped so the value fits a single-quoted .env line.
+      ERPNEXT_ITEM_FILTERS: '[["Item","item_name","like","%it\\u0027s%"]]',
+      ERPNEXT_SYNC_INTERVAL: '15m',
+      MIN_CONFIDENCE: '0.35',
+      LOG_LEVEL: 'debug',
+      MODEL_PATH: '/data/models/mobilenet_v3.onnx',
+    });
+    expect(JSON.parse(config.serviceEnv.ERPNEXT_ITEM_FILTERS)).toEqual([['Item', 'item_name', 'like', "%it's%"]]);
+    // Values from the settings file arrive as JSON.
+    expect(
+      load({ corsOrigins: ['https://erp.example.com'], erpnextItemFilters: [['Item', 'disabled', '=', 0]] }),
+    ).toMatchObject({ serviceEnv: { ERPNEXT_ITEM_FILTERS: '[["Item","disabled","=",0]]' } });
+    expect(load({ erpnextUrl: 'http://erp.internal:8000/' }).warnings).toContain(
+      'erpnextUrl is plain http: the ERPNext API key and secret travel unencrypted.',
+    );
+  });
+
+  it('refuses bad service settings, one line each', () => {
+    const message = problems({
+      corsOrigins: 'https://erp.example.com/app',
+      erpnextUrl: 'https://user:pw@erp.example.com',
+      erpnextItemFilters: '[["Item"',
+      erpnextSyncInterval: '15 minutes',
+      minConfidence: '1.5',
+      logLevel: 'verbose',
+      modelFile: '../model.onnx',
+    });
+    const lines = message.split('\n').filter((line) => line.startsWith('- '));
+    expect(lines.map((line) => line.slice(2, line.indexOf(':')))).toEqual([
+      'corsOrigins',
+      'erpnextUrl',
+      'erpnextItemFilters',
+      'erpnextSyncInterval',
+      'minConfidence',
+      'logLevel',
+      'modelFile',
+    ]);
+    expect(problems({ erpnextItemFilters: '42' })).toContain('must be a JSON list or object');
+    expect(problems({ corsOrigins: '*' })).toContain('corsOrigins');
+  });
+
+  it('describes how the API is reached: 8020 without TLS, 443 with it', () => {
+    expect(apiExposure(load({ allowedCidr: '203.0.113.10/32,198.51.100.0/24' }))).toEqual([
+      '8020 from 203.0.113.10/32',
+      '8020 from 198.51.100.0/24',
+    ]);
+    expect(
+      apiExposure(load({ allowedCidr: '203.0.113.10/32', domainName: 'api.example.com', hostedZoneId: 'Z1' })),
+    ).toEqual(['443 from 203.0.113.10/32']);
   });
 });

@@ -23,6 +23,9 @@ describe.skipIf(!available)('shellcheck', () => {
         'infra/user-data/bootstrap.sh',
         'infra/user-data/prepare-data-volume.sh',
         'infra/user-data/install-backup-timer.sh',
+        'infra/user-data/write-compose-env.sh',
+        'infra/user-data/deployment-env.sh',
+        'infra/user-data/seed-models.sh',
       ]),
     );
   });

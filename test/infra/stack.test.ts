@@ -1,5 +1,5 @@
 // Assertions on the synthesized template, one synthesis per configuration (beforeAll).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,21 @@ const policyStatements = (s: Synthesized, logicalIdPrefix: string) =>
     .filter(([id]) => id.startsWith(logicalIdPrefix))
     .flatMap(([, r]) => (r.Properties!.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement);
 const actionsOf = (statement: Record<string, unknown>) => [statement.Action].flat() as string[];
+const secretReads = (s: Synthesized) =>
+  policyStatements(s, 'ServerRole')
+    .filter((st) => actionsOf(st).includes('secretsmanager:GetSecretValue'))
+    .map((st) => st.Resource);
+/** The lines between `cat > TARGET.tmp <<'END'` and END in the user data. */
+const heredoc = (s: Synthesized, target: string) => {
+  const text = userData(s);
+  const open = `cat > ${target}.tmp <<'${HEREDOC_END}'\n`;
+  const start = text.indexOf(open);
+  expect(start, target).toBeGreaterThan(0);
+  return text.slice(start + open.length, text.indexOf(`\n${HEREDOC_END}\n`, start));
+};
+const deploymentEnv = (s: Synthesized) => heredoc(s, '/opt/erp-image-search/deployment.env').split('\n');
+const outputs = (s: Synthesized) =>
+  Object.fromEntries(Object.entries(s.json.Outputs!).map(([key, output]) => [key, cfnText(output.Value)]));
 
 describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () => {
   let s: Synthesized;
@@ -132,12 +147,10 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
     expect(statements.flatMap(actionsOf).filter((a) => /^(ec2|secretsmanager):.*\*/.test(a))).toEqual([]);
   });
 
-  it('lets the instance read exactly its two secrets, and uses SSM instead of SSH', () => {
-    const reads = policyStatements(s, 'ServerRole').filter((st) =>
-      actionsOf(st).includes('secretsmanager:GetSecretValue'),
-    );
-    expect(reads.map((st) => st.Resource)).toEqual([
+  it('lets the instance read exactly its three secrets, and uses SSM instead of SSH', () => {
+    expect(secretReads(s)).toEqual([
       { Ref: expect.stringMatching(/^ServerApiKey/) },
+      { Ref: expect.stringMatching(/^ServerReadApiKey/) },
       { Ref: expect.stringMatching(/^ServerQdrantApiKey/) },
     ]);
     s.template.hasResourceProperties('AWS::IAM::Role', {
@@ -148,9 +161,9 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
     expect(instanceProps(s).KeyName).toBeUndefined();
   });
 
-  it('generates both keys in Secrets Manager and puts no secret value anywhere in the template', () => {
+  it('generates the three keys in Secrets Manager and puts no secret value anywhere in the template', () => {
     const secrets = resourcesOfType(s, 'AWS::SecretsManager::Secret');
-    expect(secrets).toHaveLength(2);
+    expect(secrets).toHaveLength(3);
     for (const [, secret] of secrets) {
       expect(secret.Properties).toMatchObject({
         GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true },
@@ -160,24 +173,37 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
     const text = JSON.stringify(s.json);
     expect(text).not.toMatch(/resolve:secretsmanager|"SecretString"\s*:|"SecretStringTemplate"/);
     // The user data passes secret ARNs only.
-    expect(userData(s)).toContain("'<Ref:ServerApiKey");
-    expect(userData(s)).not.toMatch(/IMAGE_SEARCH_API_KEY=|QDRANT_API_KEY=/);
+    expect(deploymentEnv(s).filter((line) => /^(OPERATOR_)?SECRET_/.test(line))).toEqual([
+      expect.stringMatching(/^SECRET_IMAGE_SEARCH_API_KEY=<Ref:ServerApiKey\w+>$/),
+      expect.stringMatching(/^SECRET_IMAGE_SEARCH_READ_KEY=<Ref:ServerReadApiKey\w+>$/),
+      expect.stringMatching(/^SECRET_QDRANT_API_KEY=<Ref:ServerQdrantApiKey\w+>$/),
+    ]);
+    expect(userData(s)).not.toMatch(/^(IMAGE_SEARCH_API_KEY|IMAGE_SEARCH_READ_KEY|QDRANT_API_KEY)=/m);
   });
 
-  it('user data: cloud-init runs it on every boot, and it writes bootstrap.sh byte for byte and runs it', () => {
+  it('user data: runs on every boot, writes bootstrap.sh byte for byte and the values, then runs it', () => {
     const text = userData(s);
     expect(text).toContain(
       `Content-Type: text/cloud-config; charset="utf-8"\n\n#cloud-config\n${JSON.stringify(CLOUD_CONFIG)}`,
     );
-    const start = text.indexOf(`<<'${HEREDOC_END}'\n`) + `<<'${HEREDOC_END}'\n`.length;
-    const end = text.indexOf(`\n${HEREDOC_END}\n`);
-    expect(text.slice(start, end) + '\n').toBe(readFileSync(path.join(ROOT, 'infra/user-data/bootstrap.sh'), 'utf8'));
-    const exec = text
-      .slice(end)
-      .split('\n')
-      .find((line) => line.startsWith('exec bash'));
+    expect(heredoc(s, '/opt/erp-image-search/bootstrap.sh') + '\n').toBe(
+      readFileSync(path.join(ROOT, 'infra/user-data/bootstrap.sh'), 'utf8'),
+    );
+    expect(deploymentEnv(s)).toEqual([
+      expect.stringMatching(/^VOLUME_ID=<Ref:DataVolume\w+>$/),
+      'BACKUP_SCHEDULE=*-*-* 02:30:00',
+      expect.stringMatching(/^SECRET_IMAGE_SEARCH_API_KEY=/),
+      expect.stringMatching(/^SECRET_IMAGE_SEARCH_READ_KEY=/),
+      expect.stringMatching(/^SECRET_QDRANT_API_KEY=/),
+    ]);
+    // Both files go to a temporary name first; the values are root-only.
+    expect(text).toContain(
+      'chmod 0600 /opt/erp-image-search/deployment.env.tmp && sync /opt/erp-image-search/deployment.env.tmp && ' +
+        'mv -f /opt/erp-image-search/deployment.env.tmp /opt/erp-image-search/deployment.env',
+    );
+    const exec = text.split('\n').findLast((line) => line.startsWith('exec bash /opt'));
     expect(exec).toMatch(
-      /^exec bash \/opt\/erp-image-search\/bootstrap\.sh 'eu-central-1' 's3:\/\/cdk-hnb659fds-assets-<AWS::AccountId>-eu-central-1\/[0-9a-f]{64}\.zip' '<Ref:DataVolume\w+>' '<Ref:ServerApiKey\w+>' '<Ref:ServerQdrantApiKey\w+>' '\*-\*-\* 02:30:00'$/,
+      /^exec bash \/opt\/erp-image-search\/bootstrap\.sh 'eu-central-1' 's3:\/\/cdk-hnb659fds-assets-<AWS::AccountId>-eu-central-1\/[0-9a-f]{64}\.zip' '\/opt\/erp-image-search\/deployment\.env'$/,
     );
   });
 
@@ -249,15 +275,17 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
     s.template.resourceCountIs('AWS::SNS::Topic', 0);
   });
 
-  it('outputs the API URL, instance, volume, secret and the SSM command', () => {
-    const outputs = Object.fromEntries(
-      Object.entries(s.json.Outputs!).map(([key, output]) => [key, cfnText(output.Value)]),
-    );
-    expect(outputs).toMatchObject({
+  it('outputs the API and webhook URLs, instance, volume, secrets and the SSM command', () => {
+    expect(outputs(s)).toEqual({
       ApiUrl: expect.stringMatching(/^http:\/\/<GetAtt:ServerAddress\w+\.PublicIp>:8020$/),
+      ErpNextWebhookUrl: expect.stringMatching(
+        /^http:\/\/<GetAtt:ServerAddress\w+\.PublicIp>:8020\/webhooks\/erpnext$/,
+      ),
       InstanceId: expect.stringMatching(/^<Ref:ServerInstance/),
       DataVolumeId: expect.stringMatching(/^<Ref:DataVolume/),
       ApiKeySecretArn: expect.stringMatching(/^<Ref:ServerApiKey/),
+      ReadKeySecretArn: expect.stringMatching(/^<Ref:ServerReadApiKey/),
+      ReadApiKeyCommand: expect.stringMatching(/^aws secretsmanager get-secret-value --region eu-central-1 /),
       SsmStartSessionCommand: expect.stringMatching(
         /^aws ssm start-session --region eu-central-1 --target <Ref:ServerInstance\w+>$/,
       ),
@@ -300,13 +328,10 @@ describe('alternative deployment (t3.medium, Ubuntu 24.04, SSH, e-mail, existing
     for (const rule of ingressRules(s)) expect(rule.Description).toMatch(/\(.+\/\d+\)/);
   });
 
-  it('uses the existing API key secret and generates only the Qdrant key', () => {
-    expect(resourcesOfType(s, 'AWS::SecretsManager::Secret')).toHaveLength(1);
-    const reads = policyStatements(s, 'ServerRole').filter((st) =>
-      actionsOf(st).includes('secretsmanager:GetSecretValue'),
-    );
-    expect(reads.map((st) => st.Resource)).toContainEqual(`${existing}`);
-    expect(userData(s)).toContain(`'${existing}'`);
+  it('uses the existing API key secret and generates only the read and Qdrant keys', () => {
+    expect(resourcesOfType(s, 'AWS::SecretsManager::Secret')).toHaveLength(2);
+    expect(secretReads(s)).toContainEqual(`${existing}`);
+    expect(deploymentEnv(s)).toContain(`SECRET_IMAGE_SEARCH_API_KEY=${existing}`);
   });
 
   it('snapshots the data volume when it is removed, and sizes it from the context', () => {
@@ -367,6 +392,249 @@ describe('edge configurations', () => {
       s.template.hasResourceProperties('AWS::EC2::Instance', { ImageId: 'ami-0123456789abcdef0' });
     } finally {
       s.cleanup();
+    }
+  });
+});
+
+describe('HTTPS deployment (domainName + hostedZoneId: certificate and DNS record made by the stack)', () => {
+  let s: Synthesized;
+  let plain: Synthesized;
+  beforeAll(() => {
+    s = synth({ allowedCidr: `${ERP},198.51.100.0/24`, domainName: 'api.example.com', hostedZoneId: 'Z123' });
+    plain = synth({ allowedCidr: `${ERP},198.51.100.0/24` });
+  });
+  afterAll(() => {
+    s?.cleanup();
+    plain?.cleanup();
+  });
+  const resourceOf = (type: string) => {
+    const found = resourcesOfType(s, type);
+    expect(found, type).toHaveLength(1);
+    return found[0];
+  };
+  const listener = (port: number) =>
+    resourcesOfType(s, 'AWS::ElasticLoadBalancingV2::Listener').find(([, r]) => r.Properties!.Port === port)![1]
+      .Properties!;
+
+  it('serves 443 with the certificate, TLS 1.2+ only, and sends HSTS', () => {
+    const [certificateId] = resourceOf('AWS::CertificateManager::Certificate');
+    expect(listener(443)).toMatchObject({
+      Protocol: 'HTTPS',
+      Certificates: [{ CertificateArn: { Ref: certificateId } }],
+      SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
+      ListenerAttributes: [
+        { Key: 'routing.http.response.strict_transport_security.header_value', Value: 'max-age=31536000' },
+      ],
+    });
+    s.template.hasResourceProperties('AWS::CertificateManager::Certificate', {
+      DomainName: 'api.example.com',
+      ValidationMethod: 'DNS',
+      DomainValidationOptions: [{ DomainName: 'api.example.com', HostedZoneId: 'Z123' }],
+    });
+  });
+
+  it('redirects HTTP on 80 to HTTPS with a 301', () => {
+    expect(listener(80)).toMatchObject({
+      Protocol: 'HTTP',
+      DefaultActions: [
+        { Type: 'redirect', RedirectConfig: { Protocol: 'HTTPS', Port: '443', StatusCode: 'HTTP_301' } },
+      ],
+    });
+    expect(resourcesOfType(s, 'AWS::ElasticLoadBalancingV2::Listener')).toHaveLength(2);
+  });
+
+  it('forwards to the instance on 8020 and checks GET /health', () => {
+    const [, group] = resourceOf('AWS::ElasticLoadBalancingV2::TargetGroup');
+    expect(group.Properties).toMatchObject({
+      Protocol: 'HTTP',
+      Port: 8020,
+      TargetType: 'instance',
+      HealthCheckPath: '/health',
+      Matcher: { HttpCode: '200' },
+      Targets: [{ Id: { Ref: resourcesOfType(s, 'AWS::EC2::Instance')[0][0] }, Port: 8020 }],
+    });
+    expect(listener(443).DefaultActions).toEqual([{ Type: 'forward', TargetGroupArn: { Ref: expect.any(String) } }]);
+  });
+
+  it('opens 443 and 80 only to allowedCidr, and 8020 only to the load balancer: no public 8020', () => {
+    const [albGroup] = resourcesOfType(s, 'AWS::EC2::SecurityGroup').find(([id]) => id.startsWith('Https'))!;
+    const rules = ingressRules(s).map((rule) =>
+      [
+        rule.FromPort,
+        rule.CidrIp ?? rule.CidrIpv6 ?? cfnText((rule.SourceSecurityGroupId as object) ?? 'none'),
+        cfnText(rule.GroupId ?? `<inline>`),
+      ].join(' '),
+    );
+    expect(rules.sort()).toEqual(
+      [
+        '443 203.0.113.10/32 <inline>',
+        '80 203.0.113.10/32 <inline>',
+        '443 198.51.100.0/24 <inline>',
+        '80 198.51.100.0/24 <inline>',
+        expect.stringMatching(
+          new RegExp(`^8020 <GetAtt:${albGroup}\\.GroupId> <GetAtt:NetworkHostSecurityGroup\\w+\\.GroupId>$`),
+        ),
+      ].sort(),
+    );
+    expect(ingressRules(s).filter((rule) => rule.FromPort === 8020 && (rule.CidrIp || rule.CidrIpv6))).toEqual([]);
+    expect(JSON.stringify(ingressRules(s))).not.toContain('0.0.0.0/0');
+  });
+
+  it('puts the load balancer in two zones and the instance, its subnet and its volume where they were', () => {
+    const [, alb] = resourceOf('AWS::ElasticLoadBalancingV2::LoadBalancer');
+    expect(alb.Properties).toMatchObject({ Scheme: 'internet-facing', Type: 'application' });
+    const subnets = (alb.Properties!.Subnets as { Ref: string }[]).map((ref) => s.json.Resources[ref.Ref].Properties!);
+    expect(subnets.map((subnet) => subnet.AvailabilityZone)).toEqual(['eu-central-1a', 'eu-central-1b']);
+    expect(alb.Properties!.LoadBalancerAttributes).toEqual(
+      expect.arrayContaining([
+        { Key: 'routing.http.drop_invalid_header_fields.enabled', Value: 'true' },
+        { Key: 'access_logs.s3.enabled', Value: 'true' },
+      ]),
+    );
+    // Turning HTTPS on adds resources; the instance, the volume and the first subnet keep their ids and settings.
+    for (const type of ['AWS::EC2::Instance', 'AWS::EC2::Volume', 'AWS::EC2::VPC']) {
+      expect(
+        resourcesOfType(s, type).map(([id]) => id),
+        type,
+      ).toEqual(resourcesOfType(plain, type).map(([id]) => id));
+    }
+    const [subnetId] = resourcesOfType(plain, 'AWS::EC2::Subnet')[0];
+    expect(s.json.Resources[subnetId]).toEqual(plain.json.Resources[subnetId]);
+    expect(instanceProps(s).SubnetId).toEqual({ Ref: subnetId });
+  });
+
+  it('keeps access logs in a private, encrypted, TLS-only bucket that expires them', () => {
+    const [bucketId, bucket] = resourceOf('AWS::S3::Bucket');
+    expect(bucket.Properties).toMatchObject({
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LifecycleConfiguration: { Rules: [expect.objectContaining({ ExpirationInDays: 90, Status: 'Enabled' })] },
+    });
+    s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('points the domain at the load balancer (alias A record) and outputs the https URLs', () => {
+    s.template.hasResourceProperties('AWS::Route53::RecordSet', {
+      HostedZoneId: 'Z123',
+      Name: 'api.example.com.',
+      Type: 'A',
+      AliasTarget: Match.objectLike({ HostedZoneId: { 'Fn::GetAtt': [Match.anyValue(), 'CanonicalHostedZoneID'] } }),
+    });
+    expect(outputs(s)).toMatchObject({
+      ApiUrl: 'https://api.example.com',
+      ErpNextWebhookUrl: 'https://api.example.com/webhooks/erpnext',
+      LoadBalancerDnsName: expect.stringMatching(/^<GetAtt:HttpsLoadBalancer\w+\.DNSName>$/),
+    });
+    const warnings = s.assembly
+      .getStackByName('ErpImageSearch')
+      .messages.map((m) => JSON.stringify(m.entry.data))
+      .join('\n');
+    expect(warnings).not.toContain('TLS is off');
+  });
+});
+
+describe('HTTPS with an existing certificate and no hosted zone', () => {
+  const certificateArn = 'arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012';
+  let s: Synthesized;
+  beforeAll(() => {
+    s = synth({ allowedCidr: ERP, domainName: 'api.example.com', certificateArn });
+  });
+  afterAll(() => s?.cleanup());
+
+  it('uses that certificate, creates no DNS record and says where to point the CNAME', () => {
+    s.template.resourceCountIs('AWS::CertificateManager::Certificate', 0);
+    s.template.resourceCountIs('AWS::Route53::RecordSet', 0);
+    s.template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
+      Port: 443,
+      Certificates: [{ CertificateArn: certificateArn }],
+    });
+    expect(s.json.Outputs!.LoadBalancerDnsName).toMatchObject({
+      Description: 'Point a CNAME for api.example.com at this name',
+    });
+  });
+});
+
+describe('ERPNext connector (erpnextUrl) and the service settings', () => {
+  let s: Synthesized;
+  beforeAll(() => {
+    s = synth({
+      allowedCidr: ERP,
+      erpnextUrl: 'https://erp.example.com',
+      corsOrigins: 'https://erp.example.com',
+      erpnextItemFilters: '[["Item","disabled","=",0]]',
+      erpnextSyncInterval: '15m',
+      minConfidence: '0.35',
+      logLevel: 'warn',
+    });
+  });
+  afterAll(() => s?.cleanup());
+
+  it('creates the three ERPNext secrets empty: no value, generated or written, is in the template', () => {
+    const secrets = resourcesOfType(s, 'AWS::SecretsManager::Secret').filter(([id]) => id.startsWith('ServerErpNext'));
+    expect(secrets.map(([id]) => id.replace(/[0-9A-F]{8}$/, ''))).toEqual([
+      'ServerErpNextApiKey',
+      'ServerErpNextApiSecret',
+      'ServerErpNextWebhookSecret',
+    ]);
+    for (const [, secret] of secrets) {
+      expect(Object.keys(secret.Properties!)).toEqual(['Description']);
+    }
+    expect(JSON.stringify(s.json)).not.toMatch(/"SecretString"|SecretStringTemplate|resolve:secretsmanager/);
+  });
+
+  it('lets the instance read exactly the six secrets it passes on', () => {
+    expect(secretReads(s)).toEqual([
+      { Ref: expect.stringMatching(/^ServerApiKey/) },
+      { Ref: expect.stringMatching(/^ServerReadApiKey/) },
+      { Ref: expect.stringMatching(/^ServerQdrantApiKey/) },
+      { Ref: expect.stringMatching(/^ServerErpNextApiKey/) },
+      { Ref: expect.stringMatching(/^ServerErpNextApiSecret/) },
+      { Ref: expect.stringMatching(/^ServerErpNextWebhookSecret/) },
+    ]);
+    expect(Object.keys(outputs(s))).toEqual(
+      expect.arrayContaining(['ErpNextApiKeySecretArn', 'ErpNextApiSecretSecretArn', 'ErpNextWebhookSecretArn']),
+    );
+  });
+
+  it('passes the secrets by ARN and the plain settings by value in the user data', () => {
+    expect(deploymentEnv(s).slice(5)).toEqual([
+      expect.stringMatching(/^OPERATOR_SECRET_ERPNEXT_API_KEY=<Ref:ServerErpNextApiKey\w+>$/),
+      expect.stringMatching(/^OPERATOR_SECRET_ERPNEXT_API_SECRET=<Ref:ServerErpNextApiSecret\w+>$/),
+      expect.stringMatching(/^OPERATOR_SECRET_ERPNEXT_WEBHOOK_SECRET=<Ref:ServerErpNextWebhookSecret\w+>$/),
+      'SETTING_CORS_ORIGINS=https://erp.example.com',
+      'SETTING_ERPNEXT_URL=https://erp.example.com',
+      'SETTING_ERPNEXT_ITEM_FILTERS=[["Item","disabled","=",0]]',
+      'SETTING_ERPNEXT_SYNC_INTERVAL=15m',
+      'SETTING_MIN_CONFIDENCE=0.35',
+      'SETTING_LOG_LEVEL=warn',
+    ]);
+  });
+
+  it('keeps a settings file that lives in the repository out of the app asset', () => {
+    const file = path.join(ROOT, `deployment-vitest-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify({ allowedCidr: [ERP] }));
+    const inRepo = synth({ settingsFile: file });
+    try {
+      const assetDir = path.join(inRepo.outdir, `asset.${/([0-9a-f]{64})\.zip/.exec(userData(inRepo))![1]}`);
+      expect(existsSync(path.join(assetDir, 'docker-compose.yml'))).toBe(true);
+      expect(existsSync(path.join(assetDir, path.basename(file)))).toBe(false);
+    } finally {
+      inRepo.cleanup();
+      rmSync(file, { force: true });
     }
   });
 });

@@ -1,22 +1,25 @@
-// Synthesizes the real app (cdk.json's context plus overrides) into a temporary directory, with the cdk-nag
-// checks that infra/stack.ts adds. No AWS account or credentials are involved.
+// Synthesizes the real app (the given context, as -c would give it) into a temporary directory, with the cdk-nag
+// checks that infra/stack.ts adds. Each synthesis has its own settings file (never the repository's
+// deployment.json) unless a test names one. No AWS account or credentials are involved.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import type { Settings } from '../../infra/settings.js';
 import { buildApp, type ImageSearchStack } from '../../infra/stack.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CDK_JSON = JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as {
   app: string;
-  context: Record<string, unknown>;
+  context?: Record<string, unknown>;
 };
 
 export interface Synthesized {
   app: App;
   stack: ImageSearchStack;
+  settings: Settings;
   assembly: CloudAssembly;
   template: Template;
   json: {
@@ -37,15 +40,17 @@ export interface Synthesized {
   cleanup: () => void;
 }
 
+/** `settingsFile` defaults to a fresh file in the output directory (no saved settings). */
 export function synth(context: Record<string, unknown> = {}): Synthesized {
   const outdir = mkdtempSync(path.join(tmpdir(), 'erp-cdk-'));
-  const app = new App({ outdir, context: { ...CDK_JSON.context, ...context } });
-  const stack = buildApp(app);
+  const app = new App({ outdir, context: { settingsFile: path.join(outdir, 'deployment.json'), ...context } });
+  const { stack, settings } = buildApp(app);
   const assembly = app.synth();
   const template = Template.fromStack(stack);
   return {
     app,
     stack,
+    settings,
     assembly,
     template,
     json: template.toJSON() as Synthesized['json'],

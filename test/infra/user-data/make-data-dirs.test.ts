@@ -11,7 +11,7 @@ describe.skipIf(Boolean(reason))('make-data-dirs.sh', () => {
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("creates the four directories with the containers' owners, mode 750, and touches no contents", () => {
+  it("creates the five directories with the containers' owners, mode 750, and touches no contents", () => {
     dir = mkdtempSync(path.join(tmpdir(), 'dirs-'));
     mkdirSync(path.join(dir, 'images'));
     writeFileSync(path.join(dir, 'images', 'a.jpg'), 'x');
@@ -23,7 +23,8 @@ describe.skipIf(Boolean(reason))('make-data-dirs.sh', () => {
       const stat = statSync(path.join(dir, name));
       return `${stat.uid}:${stat.gid}:${(stat.mode & 0o777).toString(8)}`;
     };
-    expect(['images', 'backups', 'qdrant', 'qdrant-snapshots'].map(owner)).toEqual([
+    expect(['images', 'backups', 'models', 'qdrant', 'qdrant-snapshots'].map(owner)).toEqual([
+      '10001:10001:750',
       '10001:10001:750',
       '10001:10001:750',
       '1000:1000:750',
