@@ -48,7 +48,7 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks, what: string):
   };
   const line = () => {
     const end = bytes.indexOf(0x0a, at);
-    if (end < 0) throw fail('a GLOBAL name has no end');
+    if (end < 0) throw fail('it ends in the middle of a GLOBAL name');
     return text(end - at + 1).slice(0, -1);
   };
   const pop = () => {
