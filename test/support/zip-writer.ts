@@ -2,6 +2,17 @@
 // byte by byte, including broken and hostile ones that no torch would write.
 import { crc32 } from '../../service/src/embedding/checkpoint/zip.js';
 
+/** A local (30 bytes) or central (46 bytes) header: both hold CRC, sizes and name length in one run. */
+function header(signature: number, length: number, run: number, data: Buffer, nameLength: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  bytes.writeUInt32LE(signature, 0);
+  bytes.writeUInt32LE(crc32(data), run);
+  bytes.writeUInt32LE(data.length, run + 4); // compressed = uncompressed: stored
+  bytes.writeUInt32LE(data.length, run + 8);
+  bytes.writeUInt16LE(nameLength, run + 12);
+  return bytes;
+}
+
 export function zipStored(entries: Record<string, Uint8Array | string>): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
@@ -9,22 +20,8 @@ export function zipStored(entries: Record<string, Uint8Array | string>): Buffer 
   for (const [name, content] of Object.entries(entries)) {
     const data = Buffer.from(content);
     const nameBytes = Buffer.from(name, 'utf8');
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(nameBytes.length, 28);
+    const local = header(0x04034b50, 30, 14, data, nameBytes.length);
+    const central = header(0x02014b50, 46, 16, data, nameBytes.length);
     central.writeUInt32LE(offset, 42);
     locals.push(local, nameBytes, data);
     centrals.push(central, nameBytes);

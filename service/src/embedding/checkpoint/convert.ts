@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VARIABLES } from '../../config.js';
-import { sidecarPathOf } from '../model.js';
+import { ModelError, sidecarPathOf } from '../model.js';
 import { downloadVerified, type DownloadOptions } from './download.js';
 import { buildOnnx, EMBEDDING_DIM, INPUT_NAME, INPUT_SIDE, OUTPUT_NAME, randomStateDict } from './efficientnet-b0.js';
 import { CheckpointError } from './errors.js';
@@ -175,7 +175,14 @@ export async function ensureModel(onnxPath: string, options: EnsureModelOptions)
       '(once; the same as `npm run model`).',
   );
   const started = Date.now();
-  const written = await downloadModel(onnxPath, { progress: process.stderr, ...options });
+  const written = await downloadModel(onnxPath, { progress: process.stderr, ...options }).catch((error: unknown) => {
+    if (error instanceof ModelError || typeof (error as NodeJS.ErrnoException).code !== 'string') throw error;
+    // No space or no permission where the model goes: a start-up failure with a way out, not a crash.
+    throw new ModelError(
+      `Cannot write the model beside ${onnxPath}: ${(error as Error).message}. Make that directory writable, or ` +
+        'write the model elsewhere with `npm run model -- --out FILE` and set MODEL_PATH=FILE.',
+    );
+  });
   options.log.info(
     `Wrote ${written.onnxPath} (${(written.bytes / 1e6).toFixed(1)} MB, weights ${written.weights}, sha256 ` +
       `${written.sha256}) and its sidecar in ${((Date.now() - started) / 1000).toFixed(1)} s.`,

@@ -65,8 +65,10 @@ function progressLine(stream: ProgressStream | undefined, label: string, total: 
     },
     end(received: number, failed: boolean) {
       if (!stream) return;
-      if (stream.isTTY) stream.write(failed ? '\n' : `\r\x1b[K${describe(received)}\n`);
-      else if (!failed) stream.write(`${describe(received)}\n`);
+      if (stream.isTTY) {
+        if (!failed) stream.write(`\r\x1b[K${describe(received)}\n`);
+        else if (lastDraw > 0) stream.write('\n'); // keep the last drawn state above the error
+      } else if (!failed) stream.write(`${describe(received)}\n`);
     },
   };
 }

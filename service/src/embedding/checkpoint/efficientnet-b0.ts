@@ -108,6 +108,7 @@ export function checkStateDict(weights: StateDict, what: string): void {
   const missing = [...REQUIRED.keys()].filter((key) => !weights.has(key));
   const unexpected: string[] = [];
   const wrong: string[] = [];
+  const notFinite: string[] = [];
   const same = (a: number[], b: number[]) => a.length === b.length && a.every((size, i) => size === b[i]);
   for (const [key, tensor] of weights) {
     // BatchNorm2d also saves an int64 step counter (num_batches_tracked), which eval mode never reads.
@@ -117,8 +118,9 @@ export function checkStateDict(weights: StateDict, what: string): void {
     if (!expected) unexpected.push(key);
     else if (!same(tensor.shape, expected) || tensor.dtype !== (counter ? 'int64' : 'float32'))
       wrong.push(`${key} is ${tensor.dtype} [${tensor.shape.join(', ')}], expected [${expected.join(', ')}]`);
+    else if (tensor.dtype === 'float32' && !tensor.data.every(Number.isFinite)) notFinite.push(key);
   }
-  if (missing.length + unexpected.length + wrong.length === 0) return;
+  if (missing.length + unexpected.length + wrong.length + notFinite.length === 0) return;
   const list = (label: string, items: string[]) =>
     items.length === 0
       ? []
@@ -128,7 +130,12 @@ export function checkStateDict(weights: StateDict, what: string): void {
     : '';
   throw new CheckpointError(
     `${what} is not a torchvision EfficientNet-B0 state_dict (torchvision.models.efficientnet_b0().state_dict()): ` +
-      `${[...list('missing', missing), ...list('unexpected', unexpected), ...list('wrong shape', wrong)].join('. ')}.` +
+      `${[
+        ...list('missing', missing),
+        ...list('unexpected', unexpected),
+        ...list('wrong shape', wrong),
+        ...list('NaN or infinite values', notFinite),
+      ].join('. ')}.` +
       hint,
   );
 }

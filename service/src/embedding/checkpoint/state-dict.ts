@@ -66,6 +66,8 @@ export function readStateDict(bytes: Buffer, what: string): StateDict {
       throw fail('a tensor has an invalid shape or stride.');
     }
     const count = shape.reduce((product, size) => product * size, 1);
+    // A saved parameter never has more elements than its storage (only expanded views do, never saved).
+    if (count > ref.numel) throw fail('a tensor has more elements than its storage.');
     const last = shape.reduce((sum, size, i) => sum + (size - 1) * stride[i], offset as number);
     if (count > 0 && ((offset as number) < 0 || last >= ref.numel)) throw fail('a tensor reaches past its storage.');
     const view = storage(ref);

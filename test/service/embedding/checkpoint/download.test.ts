@@ -2,7 +2,7 @@
 // name is checked (a damaged download is deleted), progress is shown, and every way a download fails
 // ends within seconds with a message naming the three ways to get the model without internet.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import {
 } from '../../../../service/src/embedding/checkpoint/convert.js';
 import { downloadVerified, hashPrefixOf } from '../../../../service/src/embedding/checkpoint/download.js';
 import { DownloadError } from '../../../../service/src/embedding/checkpoint/errors.js';
+import { ModelError } from '../../../../service/src/embedding/model.js';
 import { startFileServer, type FileServer } from '../../../support/file-server.js';
 import { connects } from '../../../support/loopback-only.js';
 
@@ -142,6 +143,18 @@ describe('ensureDefaultModel / ensureModel', () => {
     await ensureDefaultModel(missing, { log, url: server.url(GOOD) });
     expect(existsSync(missing)).toBe(false);
     expect(connects.length).toBe(before);
+  });
+
+  it('turns a model directory that cannot be written into a start-up error with a way out', async () => {
+    const file = target('a-file');
+    writeFileSync(file, '');
+    const error = await ensureModel(path.join(file, 'efficientnet_b0.onnx'), { log, url: server.url(GOOD) }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as Error).message).toMatch(
+      /Cannot write the model beside .*(EEXIST|ENOTDIR).*npm run model -- --out FILE/,
+    );
   });
 
   it('does not download when the model file exists', async () => {

@@ -43,9 +43,11 @@ const orderedDict = Buffer.concat([op.global('collections', 'OrderedDict'), op.e
 const ints = (values: number[]) => Buffer.concat([op.mark, ...values.map(op.int), op.tuple]);
 
 /** `{name: tensor}` where the tensor is a view of storage "0" (`numel` values of `storage` type). */
-function statePickle(options: { storage?: string; numel?: number; offset?: number; shape?: number[] } = {}) {
+function statePickle(
+  options: { storage?: string; numel?: number; offset?: number; shape?: number[]; strides?: number[] } = {},
+) {
   const { storage = 'FloatStorage', numel = 2, offset = 0, shape = [2] } = options;
-  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const strides = options.strides ?? shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
   const tensor = Buffer.concat([
     op.global('torch._utils', '_rebuild_tensor_v2'),
     op.mark,
@@ -129,8 +131,10 @@ describe('readStateDict on archives built byte by byte', () => {
   });
 
   it('refuses tensors that reach past their storage or storages of the wrong size', () => {
-    expect(failure(archive(statePickle({ shape: [3], numel: 2 })))).toMatch(/reaches past its storage/);
+    expect(failure(archive(statePickle({ shape: [3], numel: 2 })))).toMatch(/more elements than its storage/);
     expect(failure(archive(statePickle({ offset: 1 })))).toMatch(/reaches past its storage/);
+    // stride 0 repeats one value: 200 elements from a storage of 2 (a tensor bomb), never in a state_dict
+    expect(failure(archive(statePickle({ shape: [200], strides: [0] })))).toMatch(/more elements than its storage/);
     expect(failure(archive(statePickle({ numel: 3, shape: [3] })))).toMatch(/has 8 bytes, not 3 float32 values/);
     const noData = zipStored({ 'archive/data.pkl': statePickle() });
     expect(failure(noData)).toMatch(/tensor data 0 is missing/);

@@ -1,0 +1,110 @@
+// The EfficientNet-B0 graph builder and model writer without torch: seeded random weights go through the
+// same check, graph and atomic write as a real checkpoint, and onnxruntime runs the result. (Parity
+// with torch's own export is test/models/convert.test.ts.)
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { convertCheckpoint, writeRandomModel } from '../../../../service/src/embedding/checkpoint/convert.js';
+import { checkStateDict, randomStateDict } from '../../../../service/src/embedding/checkpoint/efficientnet-b0.js';
+import { CheckpointError } from '../../../../service/src/embedding/checkpoint/errors.js';
+import type { StateDict } from '../../../../service/src/embedding/checkpoint/state-dict.js';
+import { loadModel } from '../../../../service/src/embedding/model.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'efficientnet-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+describe('writeRandomModel', () => {
+  it('writes a model onnxruntime runs (1280-d, any batch) and a sidecar with its provenance and hash', async () => {
+    const out = path.join(dir, 'random', 'efficientnet_b0.onnx');
+    const written = await writeRandomModel(out);
+    expect(readdirSync(path.dirname(out)).sort()).toEqual(['efficientnet_b0.json', 'efficientnet_b0.onnx']);
+    const sidecar = JSON.parse(readFileSync(written.sidecarPath, 'utf8'));
+    expect(sidecar).toMatchObject({
+      name: 'efficientnet_b0',
+      dim: 1280,
+      input: 'input',
+      output: 'embedding',
+      resize: 256,
+      crop: 224,
+      mean: [0.485, 0.456, 0.406],
+      std: [0.229, 0.224, 0.225],
+      weights: 'random(seed=0)',
+      source: null,
+      checkpoint_sha256: null,
+      sha256: sha256(out),
+    });
+    const model = await loadModel(out, { threads: 1 });
+    try {
+      const inputs = [0.3, -0.7, 1.1].map((value) => new Float32Array(3 * 224 * 224).fill(value));
+      const vectors = await model.run(inputs);
+      expect(vectors.map((vector) => vector.length)).toEqual([1280, 1280, 1280]);
+      expect(vectors.every((vector) => vector.every(Number.isFinite))).toBe(true);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('writes the same bytes for the same seed, and replaces an existing model whole', async () => {
+    const out = path.join(dir, 'twice', 'efficientnet_b0.onnx');
+    const first = await writeRandomModel(out, 3);
+    const second = await writeRandomModel(out, 3);
+    expect(second.sha256).toBe(first.sha256);
+    const other = await writeRandomModel(out, 4);
+    expect(other.sha256).not.toBe(first.sha256);
+    expect(JSON.parse(readFileSync(other.sidecarPath, 'utf8')).sha256).toBe(sha256(out));
+    expect(readdirSync(path.dirname(out)).sort()).toEqual(['efficientnet_b0.json', 'efficientnet_b0.onnx']);
+  });
+
+  it('leaves an existing model untouched when a conversion fails', async () => {
+    const out = path.join(dir, 'kept', 'efficientnet_b0.onnx');
+    const before = (await writeRandomModel(out)).sha256;
+    const bad = path.join(dir, 'kept', 'bad.pth');
+    writeFileSync(bad, 'not a checkpoint');
+    await expect(convertCheckpoint(bad, out)).rejects.toThrow(CheckpointError);
+    expect(sha256(out)).toBe(before);
+    expect(readdirSync(path.dirname(out)).sort()).toEqual(['bad.pth', 'efficientnet_b0.json', 'efficientnet_b0.onnx']);
+  });
+});
+
+describe('checkStateDict', () => {
+  const problems = (edit: (weights: StateDict) => void) => {
+    const weights = randomStateDict(1);
+    edit(weights);
+    try {
+      checkStateDict(weights, 'edited.pth');
+      return '';
+    } catch (error) {
+      expect(error).toBeInstanceOf(CheckpointError);
+      return (error as Error).message;
+    }
+  };
+  const counter = { dtype: 'int64' as const, shape: [], data: BigInt64Array.from([5n]) };
+
+  it("accepts what torchvision's state_dict holds besides the network: batch-norm counters, the classifier", () => {
+    expect(
+      problems((weights) => {
+        weights.set('features.0.1.num_batches_tracked', counter);
+        weights.set('classifier.1.weight', { dtype: 'float32', shape: [1000, 1280], data: new Float32Array(1280000) });
+        weights.set('classifier.1.bias', { dtype: 'float32', shape: [1000], data: new Float32Array(1000) });
+      }),
+    ).toBe('');
+  });
+
+  it('lists missing, unexpected, misshapen and non-finite tensors', () => {
+    const message = problems((weights) => {
+      weights.delete('features.8.1.running_var');
+      weights.set('features.1.0.block.1.fc1.num_batches_tracked', counter); // SE convs have no batch norm
+      weights.set('features.0.1.bias', { dtype: 'float32', shape: [16], data: new Float32Array(16) });
+      weights.get('features.4.2.block.1.0.weight')!.data[7] = Number.NaN;
+      weights.set('classifier.1.bias', { dtype: 'float32', shape: [10], data: new Float32Array(10) });
+    });
+    expect(message).toContain('missing (1): features.8.1.running_var');
+    expect(message).toContain('unexpected (1): features.1.0.block.1.fc1.num_batches_tracked');
+    expect(message).toContain('features.0.1.bias is float32 [16], expected [32]');
+    expect(message).toContain('classifier.1.bias is float32 [10], expected [1000]');
+    expect(message).toContain('NaN or infinite values (1): features.4.2.block.1.0.weight');
+  });
+});
