@@ -60,7 +60,7 @@ describe('service/Dockerfile', () => {
     ]);
   });
 
-  it("converts torchvision's checkpoint with the compiled converter, pretrained by default and random on request", () => {
+  it("converts torchvision's checkpoint with the compiled converter, pretrained or random on request", () => {
     const model = stage('model');
     expect(all(model, 'ARG')).toContain('MODEL_WEIGHTS=pretrained');
     const run = all(model, 'RUN').find((r) => r.includes('model.js'))!;
