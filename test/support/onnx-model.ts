@@ -5,7 +5,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import { valueInfo } from '../../service/src/embedding/checkpoint/efficientnet-b0.js';
 
 const { onnx } = onnxProto;
 
@@ -41,6 +40,18 @@ function mulberry32(seed: number): () => number {
 }
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+function valueInfo(name: string, dims: (number | string)[]) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}
 
 export function writeTestModel(options: TestModelOptions): TestModel {
   const name = options.name ?? 'test_model';

@@ -2,11 +2,9 @@
 // ONNX graph from its state_dict: what models/export.py gets from torch.onnx.export, with the classifier
 // replaced by identity. Batch norm (eps 1e-5, nn.BatchNorm2d's default, which B0 uses) is folded into
 // the convolutions, as torch's exporter does in eval mode; SiLU is Sigmoid + Mul, as torch exports it.
-import onnxProto from 'onnx-proto';
 import { CheckpointError } from './errors.js';
+import { encodeModel, type OnnxAttribute, type OnnxNode, type OnnxTensor } from './onnx-writer.js';
 import type { StateDict, Tensor } from './state-dict.js';
-
-const { onnx } = onnxProto;
 
 /** _efficientnet_conf("efficientnet_b0"): expand ratio, kernel, stride, input, output channels, layers. */
 const STAGES = [
@@ -162,45 +160,20 @@ function foldBatchNorm(weights: StateDict, layer: ConvLayer): { weight: Float32A
   return { weight, bias };
 }
 
-function littleEndian(values: Float32Array): Uint8Array {
-  const bytes = new Uint8Array(values.length * 4);
-  const view = new DataView(bytes.buffer);
-  values.forEach((value, i) => view.setFloat32(i * 4, value, true));
-  return bytes;
-}
-
-export function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-
-const ints = (name: string, values: number[]) => ({
-  name,
-  type: onnx.AttributeProto.AttributeType.INTS,
-  ints: values,
-});
-
 /** Collects nodes and initializers; each method returns the name of the tensor it produced. */
 class GraphBuilder {
-  readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  readonly initializers: onnxProto.onnx.ITensorProto[] = [];
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxTensor[] = [];
 
   constructor(private readonly weights: StateDict) {}
 
-  private node(opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) {
-    this.nodes.push({ opType, name: output, input, output: [output], attribute });
+  private node(opType: string, inputs: string[], output: string, attributes: OnnxAttribute[] = []) {
+    this.nodes.push({ opType, name: output, inputs, outputs: [output], attributes });
     return output;
   }
 
   private initializer(name: string, dims: number[], values: Float32Array): string {
-    this.initializers.push({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: littleEndian(values) });
+    this.initializers.push({ name, dims, values });
     return name;
   }
 
@@ -210,11 +183,11 @@ class GraphBuilder {
     const w = this.initializer(`${name}.weight`, [layer.output, layer.input / groups, kernel, kernel], weight);
     const b = this.initializer(`${name}.bias`, [layer.output], bias);
     return this.node('Conv', [x, w, b], `${name}/Conv`, [
-      ints('dilations', [1, 1]),
-      { name: 'group', type: onnx.AttributeProto.AttributeType.INT, i: groups },
-      ints('kernel_shape', [kernel, kernel]),
-      ints('pads', [pad, pad, pad, pad]),
-      ints('strides', [stride, stride]),
+      { name: 'dilations', ints: [1, 1] },
+      { name: 'group', int: groups },
+      { name: 'kernel_shape', ints: [kernel, kernel] },
+      { name: 'pads', ints: [pad, pad, pad, pad] },
+      { name: 'strides', ints: [stride, stride] },
     ]);
   }
 
@@ -250,9 +223,7 @@ class GraphBuilder {
 
   pool(x: string): string {
     const pooled = this.node('GlobalAveragePool', [x], 'avgpool/GlobalAveragePool');
-    return this.node('Flatten', [pooled], OUTPUT_NAME, [
-      { name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 },
-    ]);
+    return this.node('Flatten', [pooled], OUTPUT_NAME, [{ name: 'axis', int: 1 }]);
   }
 }
 
@@ -275,21 +246,18 @@ export function buildOnnx(weights: StateDict, what: string, options: BuildOption
   });
   graph.pool(graph.convBnAct(x, PLAN.head));
 
-  const model = onnx.ModelProto.create({
+  return encodeModel({
     irVersion: 7,
-    opsetImport: [{ domain: '', version: 13 }],
+    opset: 13,
     producerName: 'erp-image-search',
     producerVersion: 'checkpoint converter 1',
-    graph: {
-      name: 'efficientnet_b0',
-      node: graph.nodes,
-      initializer: graph.initializers,
-      input: [valueInfo(INPUT_NAME, ['N', 3, INPUT_SIDE, INPUT_SIDE])],
-      output: [valueInfo(OUTPUT_NAME, ['N', EMBEDDING_DIM])],
-    },
-    metadataProps: Object.entries(options.metadata).map(([key, value]) => ({ key, value })),
+    graphName: 'efficientnet_b0',
+    nodes: graph.nodes,
+    initializers: graph.initializers,
+    inputs: [{ name: INPUT_NAME, dims: ['N', 3, INPUT_SIDE, INPUT_SIDE] }],
+    outputs: [{ name: OUTPUT_NAME, dims: ['N', EMBEDDING_DIM] }],
+    metadata: options.metadata,
   });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 /** Seeded random weights with torchvision's initialisation (kaiming-normal fan-out convs, batch norm at

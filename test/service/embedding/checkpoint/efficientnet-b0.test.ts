@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import onnxProto from 'onnx-proto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertCheckpoint, writeRandomModel } from '../../../../service/src/embedding/checkpoint/convert.js';
 import { checkStateDict, randomStateDict } from '../../../../service/src/embedding/checkpoint/efficientnet-b0.js';
@@ -45,6 +46,41 @@ describe('writeRandomModel', () => {
     } finally {
       await model.close();
     }
+  });
+
+  it("encodes a graph protobufjs decodes as torch's export: the same operators, shapes and dynamic batch", async () => {
+    const out = path.join(dir, 'decoded', 'efficientnet_b0.onnx');
+    await writeRandomModel(out);
+    const model = onnxProto.onnx.ModelProto.decode(readFileSync(out));
+    expect(Number(model.irVersion)).toBe(7);
+    expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 13]]);
+    expect(Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]))).toEqual({ weights: 'random(seed=0)' });
+    const graph = model.graph!;
+    const [nodes, initializers] = [graph.node!, graph.initializer!];
+    const counts: Record<string, number> = {};
+    for (const node of nodes) counts[node.opType!] = (counts[node.opType!] ?? 0) + 1;
+    expect(counts).toEqual({ Conv: 81, Sigmoid: 65, Mul: 65, GlobalAveragePool: 17, Add: 9, Flatten: 1 });
+    const dims = (value: onnxProto.onnx.IValueInfoProto) =>
+      value.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
+    expect(graph.input!.map((v) => [v.name, dims(v)])).toEqual([['input', ['N', 3, 224, 224]]]);
+    expect(graph.output!.map((v) => [v.name, dims(v)])).toEqual([['embedding', ['N', 1280]]]);
+    // the first depthwise convolution: 32 groups of 3x3, stride 1, padding 1
+    const depthwise = nodes.find((n) => n.name === 'features.1.0.block.0/Conv')!;
+    const attribute = (name: string) => depthwise.attribute!.find((a) => a.name === name)!;
+    expect(Number(attribute('group').i)).toBe(32);
+    expect(attribute('kernel_shape').ints!.map(Number)).toEqual([3, 3]);
+    expect(attribute('pads').ints!.map(Number)).toEqual([1, 1, 1, 1]);
+    const weight = initializers.find((t) => t.name === depthwise.input![1])!;
+    expect(weight.dims!.map(Number)).toEqual([32, 1, 3, 3]);
+    expect(weight.rawData).toHaveLength(32 * 9 * 4);
+    // torchvision's B0 has 5,288,548 parameters; less the classifier (1280 x 1000 + 1000), and less one per
+    // batch-norm channel (its scale and shift fold into one conv bias), all the rest is in the graph.
+    const batchNormChannels = [...randomStateDict(0)]
+      .filter(([key, tensor]) => key.endsWith('.1.weight') && tensor.shape.length === 1)
+      .reduce((sum, [, tensor]) => sum + tensor.shape[0], 0);
+    const parameters = initializers.reduce((sum, t) => sum + t.dims!.map(Number).reduce((a, b) => a * b, 1), 0);
+    expect(parameters).toBe(5_288_548 - 1_281_000 - batchNormChannels);
+    expect(initializers).toHaveLength(2 * 81);
   });
 
   it('writes the same bytes for the same seed, and replaces an existing model whole', async () => {
