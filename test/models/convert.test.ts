@@ -13,6 +13,7 @@ import { CheckpointError } from '../../service/src/embedding/checkpoint/errors.j
 import { loadModel, type OnnxModel } from '../../service/src/embedding/model.js';
 import { preprocess } from '../../service/src/images/preprocess.js';
 import { startFileServer } from '../support/file-server.js';
+import { EFFICIENTNET_B0_SIDECAR } from '../support/onnx-model.js';
 
 const PYTHON = process.env.EXPORT_PYTHON ?? '/usr/bin/python3';
 const torchMissing = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status !== 0;
@@ -79,11 +80,10 @@ describe.skipIf(torchMissing)('checkpoint converter vs models/export.py (torch)'
   it("writes export.py's sidecar contract with the checkpoint's provenance and the model's hash", () => {
     const theirs = json(torchOnnx.replace(/onnx$/, 'json'));
     const ours = json(ourOnnx.replace(/onnx$/, 'json'));
-    const contract = ['name', 'dim', 'input', 'output', 'resize', 'crop', 'mean', 'std'];
-    const pick = (sidecar: Record<string, unknown>, keys: string[]) => keys.map((key) => sidecar[key]);
-    expect(pick(ours, contract)).toEqual(pick(theirs, contract));
-    const provenance = ['weights', 'source', 'checkpoint_sha256'];
-    expect(pick(ours, provenance)).toEqual(pick(theirs, provenance));
+    expect(ours).toMatchObject(EFFICIENTNET_B0_SIDECAR);
+    expect(theirs).toMatchObject(EFFICIENTNET_B0_SIDECAR);
+    const pick = (sidecar: Record<string, unknown>) => [sidecar.weights, sidecar.source, sidecar.checkpoint_sha256];
+    expect(pick(ours)).toEqual(pick(theirs));
     expect(ours).toMatchObject({ weights: 'custom', source: 'random.pth', checkpoint_sha256: sha256(checkpoint) });
     expect(ours.sha256).toBe(sha256(ourOnnx));
     expect(theirs.sha256).toBe(sha256(torchOnnx));

@@ -12,6 +12,7 @@ import { checkStateDict, randomStateDict } from '../../../../service/src/embeddi
 import { CheckpointError } from '../../../../service/src/embedding/checkpoint/errors.js';
 import type { StateDict } from '../../../../service/src/embedding/checkpoint/state-dict.js';
 import { loadModel } from '../../../../service/src/embedding/model.js';
+import { EFFICIENTNET_B0_SIDECAR } from '../../../support/onnx-model.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'efficientnet-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,14 +25,7 @@ describe('writeRandomModel', () => {
     expect(readdirSync(path.dirname(out)).sort()).toEqual(['efficientnet_b0.json', 'efficientnet_b0.onnx']);
     const sidecar = JSON.parse(readFileSync(written.sidecarPath, 'utf8'));
     expect(sidecar).toMatchObject({
-      name: 'efficientnet_b0',
-      dim: 1280,
-      input: 'input',
-      output: 'embedding',
-      resize: 256,
-      crop: 224,
-      mean: [0.485, 0.456, 0.406],
-      std: [0.229, 0.224, 0.225],
+      ...EFFICIENTNET_B0_SIDECAR,
       weights: 'random(seed=0)',
       source: null,
       checkpoint_sha256: null,
