@@ -88,6 +88,10 @@ describe('readStateDict on files torch wrote', () => {
     expect(state.get('empty')!.data).toHaveLength(0);
   });
 
+  it('reads the same records compressed and with zip64 headers (re-zipped by Python)', () => {
+    expect(readStateDict(fixture('deflated.pth'), 'deflated.pth')).toEqual(readStateDict(fixture('views.pth'), 'v'));
+  });
+
   it('refuses a pickle that names os.system, without running it', () => {
     expect(failure(fixture('hostile.pth'))).toMatch(/names posix\.system, which a plain state_dict does not contain/);
     expect(existsSync('checkpoint-reader-ran-a-command')).toBe(false);
@@ -98,6 +102,14 @@ describe('readStateDict on archives built byte by byte', () => {
   it('reads a well-formed one (the assembler writes what torch writes)', () => {
     const state = readStateDict(archive(statePickle()), 'test.pth');
     expect(state.get('w')).toEqual({ dtype: 'float32', shape: [2], data: Float32Array.from([1.5, -2]) });
+  });
+
+  it('reads sizes and offsets from zip64 extra fields of the central directory', () => {
+    const state = readStateDict(
+      zipStored({ 'archive/data.pkl': statePickle(), 'archive/data/0': floats(1.5, -2) }, { zip64: true }),
+      't',
+    );
+    expect([...state.get('w')!.data]).toEqual([1.5, -2]);
   });
 
   it('refuses any global outside the allow-list and any call of a non-callable one', () => {
