@@ -100,6 +100,15 @@ export function readStateDict(bytes: Buffer, what: string): StateDict {
       build: () => undefined,
     },
     'torch._utils._rebuild_tensor_v2': { qualifiedName: 'torch._utils._rebuild_tensor_v2', call: rebuildTensor },
+    // _rebuild_parameter(data, requires_grad, backward_hooks): a dict of nn.Parameter instead of tensors
+    'torch._utils._rebuild_parameter': {
+      qualifiedName: 'torch._utils._rebuild_parameter',
+      call: ([data, ...rest]) => {
+        if (!isTensor(data) || rest.length !== 2)
+          throw fail('a parameter is described in a way this converter does not know.');
+        return data;
+      },
+    },
     ...Object.fromEntries(Object.keys(STORAGES).map((type) => [`torch.${type}`, { qualifiedName: `torch.${type}` }])),
   };
 

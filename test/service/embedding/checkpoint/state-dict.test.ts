@@ -104,6 +104,25 @@ describe('readStateDict on archives built byte by byte', () => {
     expect(state.get('w')).toEqual({ dtype: 'float32', shape: [2], data: Float32Array.from([1.5, -2]) });
   });
 
+  it('reads a dict of nn.Parameter (torch._utils._rebuild_parameter) as its tensors', () => {
+    const plain = statePickle();
+    const at = plain.indexOf(op.global('torch._utils', '_rebuild_tensor_v2'));
+    const tensorEnd = plain.length - op.setitems.length - op.stop.length;
+    const parameter = Buffer.concat([
+      plain.subarray(0, at),
+      op.global('torch._utils', '_rebuild_parameter'),
+      op.mark,
+      plain.subarray(at, tensorEnd),
+      op.false,
+      orderedDict,
+      op.tuple,
+      op.reduce,
+      op.setitems,
+      op.stop,
+    ]);
+    expect([...readStateDict(archive(parameter), 't').get('w')!.data]).toEqual([1.5, -2]);
+  });
+
   it('reads sizes and offsets from zip64 extra fields of the central directory', () => {
     const state = readStateDict(
       zipStored({ 'archive/data.pkl': statePickle(), 'archive/data/0': floats(1.5, -2) }, { zip64: true }),
