@@ -49,6 +49,9 @@ async function main(argv: string[]): Promise<void> {
   if ([checkpoint, url, random || undefined].filter((value) => value !== undefined).length > 1) {
     throw new UsageError('use only one of --checkpoint, --url and --random-weights');
   }
+  if (url !== undefined && !/^https?:\/\/[^/]+\/./.test(url)) {
+    throw new UsageError(`--url must be an http(s) URL of a file (got ${JSON.stringify(url)})`);
+  }
   const out = stringOption(options.out) ?? VARIABLES.modelPath.default;
   if (!/\.onnx$/i.test(out)) throw new UsageError(`--out must name a .onnx file (got ${JSON.stringify(out)})`);
 
