@@ -5,6 +5,7 @@ sidecar NAME.json that the service reads (input/output names, width, preprocessi
 
     python3 models/export.py                      # pretrained weights (downloads them once via torchvision)
     python3 models/export.py --random-weights     # no internet: same architecture, seeded random weights
+    python3 models/export.py --checkpoint FILE    # a torchvision EfficientNet-B0 state_dict saved with torch.save
     python3 models/export.py --out /tmp/m/efficientnet_b0.onnx --check /tmp/m/check.json
 """
 import argparse
@@ -18,17 +19,29 @@ import torchvision
 
 RESIZE, CROP = 256, 224
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+WEIGHTS = torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1
+# torch.hub's rule: the hex after the last '-' of the file name starts the file's SHA-256.
+WEIGHTS_SHA256_PREFIX = WEIGHTS.url.rsplit("-", 1)[1].split(".")[0]
 
 
-def build_model(random_weights: bool) -> torch.nn.Module:
+def build_model(random_weights: bool, checkpoint: str | None) -> tuple[torch.nn.Module, dict]:
+    """The model, classifier replaced by identity, and where its weights came from (for the sidecar)."""
     if random_weights:
         torch.manual_seed(0)
         model = torchvision.models.efficientnet_b0(weights=None)
+        provenance = {"weights": "random(seed=0)", "source": None, "checkpoint_sha256": None}
+    elif checkpoint:
+        model = torchvision.models.efficientnet_b0(weights=None)
+        model.load_state_dict(torch.load(checkpoint, map_location="cpu"))  # strict: every key, every shape
+        digest = sha256(checkpoint)
+        name = WEIGHTS.name if digest.startswith(WEIGHTS_SHA256_PREFIX) else "custom"
+        provenance = {"weights": name, "source": os.path.basename(checkpoint), "checkpoint_sha256": digest}
     else:
-        weights = torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1
-        model = torchvision.models.efficientnet_b0(weights=weights)
+        model = torchvision.models.efficientnet_b0(weights=WEIGHTS)
+        cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(WEIGHTS.url))
+        provenance = {"weights": WEIGHTS.name, "source": WEIGHTS.url, "checkpoint_sha256": sha256(cached)}
     model.classifier = torch.nn.Identity()
-    return model.eval()
+    return model.eval(), provenance
 
 
 def sha256(path: str) -> str:
@@ -43,11 +56,13 @@ def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.path.join(here, "efficientnet_b0.onnx"), help="path of the .onnx to write")
-    parser.add_argument("--random-weights", action="store_true", help="seeded random weights (no download)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--random-weights", action="store_true", help="seeded random weights (no download)")
+    source.add_argument("--checkpoint", help="convert this EfficientNet-B0 state_dict instead of downloading one")
     parser.add_argument("--check", help="also write a fixed input and torch's output for it (JSON) to verify the export")
     args = parser.parse_args()
 
-    model = build_model(args.random_weights)
+    model, provenance = build_model(args.random_weights, args.checkpoint)
     out = os.path.abspath(args.out)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     tmp = out + ".tmp"
@@ -74,7 +89,7 @@ def main() -> int:
         "crop": CROP,
         "mean": MEAN,
         "std": STD,
-        "weights": "random(seed=0)" if args.random_weights else "IMAGENET1K_V1",
+        **provenance,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "sha256": sha256(out),

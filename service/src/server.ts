@@ -3,6 +3,7 @@
 import { buildApp } from './app.js';
 import { StartupError } from './catalog/catalog.js';
 import { ConfigError, loadConfig } from './config.js';
+import { ensureDefaultModel } from './embedding/checkpoint/convert.js';
 import { ModelError } from './embedding/model.js';
 import { openService } from './service.js';
 import { StoreUnavailableError } from './store/port.js';
@@ -13,6 +14,7 @@ const EXPECTED = [ConfigError, ModelError, StartupError, StoreUnavailableError];
 /* eslint-disable no-console -- replaced by the pino root logger (groundwork issue) */
 async function main(): Promise<void> {
   const config = loadConfig();
+  await ensureDefaultModel(config.modelPath, { log: { info: (m) => console.log(m) } });
   const service = await openService(config, { info: (m) => console.log(m), warn: (m) => console.warn(m) });
   const app = await buildApp({
     config,

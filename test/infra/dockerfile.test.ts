@@ -51,22 +51,26 @@ const dockerignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
   .filter((l) => l && !l.startsWith('#'));
 
 describe('service/Dockerfile', () => {
-  it('builds the model, the code and the production dependencies in separate stages', () => {
+  it('builds the code, the model and the production dependencies in separate stages', () => {
     expect(dockerfile.stages.map((s) => `${s.name}<-${s.from}`)).toEqual([
-      'model<-debian:bookworm-slim',
       'build<-node:22-bookworm-slim',
+      'model<-build',
       'deps<-build',
       'runtime<-node:22-bookworm-slim',
     ]);
   });
 
-  it('exports the model with torchvision, pretrained by default and random weights on request', () => {
+  it("converts torchvision's checkpoint with the compiled converter, pretrained or random on request", () => {
     const model = stage('model');
-    expect(all(model, 'RUN').join(' ')).toMatch(/python3-torch python3-torchvision/);
     expect(all(model, 'ARG')).toContain('MODEL_WEIGHTS=pretrained');
-    const run = all(model, 'RUN').find((r) => r.includes('export.py'))!;
+    const run = all(model, 'RUN').find((r) => r.includes('model.js'))!;
     expect(run).toContain('random) flags="--random-weights"');
-    expect(run).toContain('python3 models/export.py $flags --out /app/models/efficientnet_b0.onnx');
+    expect(run).toContain('node dist/scripts/model.js $flags --out /app/models/efficientnet_b0.onnx');
+    // the script it runs is compiled by the build stage from the sources that stage copies
+    expect(existsSync(path.join(ROOT, 'scripts/model.ts'))).toBe(true);
+    expect(all(stage('build'), 'COPY')).toContain('scripts scripts');
+    // no stage needs Python's torch any more (the build stage's python3 is node-gyp's)
+    expect(dockerfile.stages.flatMap((s) => all(s, 'RUN')).join(' ')).not.toMatch(/torch|export\.py/);
   });
 
   it("installs dependencies inside the image for its own platform, skipping onnxruntime's CUDA download", () => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../service/src/embedding/model.js';
+import { EFFICIENTNET_B0_SIDECAR } from '../support/onnx-model.js';
 
 const PYTHON = process.env.EXPORT_PYTHON ?? '/usr/bin/python3';
 const probe = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
@@ -30,14 +31,7 @@ describe.skipIf(torchMissing)('models/export.py (random weights)', () => {
           stdio: 'pipe',
         });
         const sidecar = JSON.parse(readFileSync(path.join(dir, 'efficientnet_b0.json'), 'utf8'));
-        expect(sidecar).toMatchObject({
-          name: 'efficientnet_b0',
-          dim: 1280,
-          input: 'input',
-          output: 'embedding',
-          resize: 256,
-          crop: 224,
-        });
+        expect(sidecar).toMatchObject(EFFICIENTNET_B0_SIDECAR);
 
         const model = await loadModel(out, { threads: 1 });
         const { shape, input, output } = JSON.parse(readFileSync(check, 'utf8')) as {

@@ -8,6 +8,18 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
+/** The sidecar contract of the production model, whichever way it is made (models/README.md). */
+export const EFFICIENTNET_B0_SIDECAR = {
+  name: 'efficientnet_b0',
+  dim: 1280,
+  input: 'input',
+  output: 'embedding',
+  resize: 256,
+  crop: 224,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};
+
 export interface TestModelOptions {
   dir: string;
   name?: string;
