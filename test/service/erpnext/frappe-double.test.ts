@@ -25,7 +25,8 @@ interface Answer {
   status: number;
   headers: Headers;
   text: string;
-  json: any;
+  // A parsed JSON answer (JSON.parse's own type): the assertions are its type check.
+  json: ReturnType<typeof JSON.parse>;
 }
 
 async function get(
@@ -35,19 +36,22 @@ async function get(
   headers: Record<string, string> = {},
 ): Promise<Answer> {
   const search = new URLSearchParams(
-    Object.entries(query).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]),
-  );
+    Object.entries(query).map(([key, value]): [string, string] => [
+      key,
+      typeof value === 'string' ? value : JSON.stringify(value),
+    ]),
+  ).toString();
   const authorization = user === null ? undefined : typeof user === 'string' ? user : user.authorization;
-  const response = await fetch(`${double.url}${path}${search.size ? `?${search}` : ''}`, {
+  const response = await fetch(`${double.url}${path}${search ? `?${search}` : ''}`, {
     headers: { ...(authorization ? { authorization } : {}), ...headers },
     redirect: 'manual',
   });
   const text = await response.text();
-  let json: unknown;
+  let json: ReturnType<typeof JSON.parse> = {};
   try {
     json = JSON.parse(text);
   } catch {
-    json = undefined;
+    // not JSON (an HTML page, a file): tests read `text`
   }
   return { status: response.status, headers: response.headers, text, json };
 }
@@ -280,7 +284,7 @@ describe('catalog changes', () => {
     expect(() => double.addItem({ item_code: 'WIDGET' })).toThrow(/already exists/);
   });
 
-  it('renames like rename_doc: new name and item_code, newer modified, attachments follow, nothing deleted', async () => {
+  it('renames like rename_doc: new name and item_code, newer modified, attachments follow, no deletion', async () => {
     const item = double.addItem({ item_code: 'OLD' });
     double.addFile({ attachedTo: 'OLD', fileName: 'a.jpg', content: Buffer.from('x') });
     const before = item.modified;
