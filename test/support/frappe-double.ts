@@ -102,6 +102,8 @@ export interface RecordedRequest {
   /** Whether an Authorization header was present (its value is never recorded). */
   authorization: boolean;
   status: number | 'reset' | 'hang';
+  /** When it arrived (performance.now(), ms). */
+  at: number;
 }
 
 export type Fault =
@@ -453,6 +455,7 @@ export class FrappeDouble {
       user: 'Guest',
       authorization: request.headers.authorization !== undefined,
       status: 0,
+      at: performance.now(),
     };
     this.requests.push(entry);
 

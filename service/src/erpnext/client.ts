@@ -179,6 +179,7 @@ export class ErpNextClient {
   private readonly host: string;
   private readonly apiPolicy: UrlFetchPolicy;
   private readonly filePolicy: UrlFetchPolicy;
+  private readonly publicFilePolicy: UrlFetchPolicy;
   private readonly retry: RetryPolicy;
   private readonly pageSize: number;
   private readonly logger: ErpNextLogger;
@@ -215,6 +216,7 @@ export class ErpNextClient {
       maxBytes: options.maxFileBytes ?? 20 * 1024 * 1024,
       headers: { authorization, 'user-agent': 'erp-image-search (ERPNext sync)' },
     };
+    this.publicFilePolicy = { ...this.filePolicy, headers: { 'user-agent': 'erp-image-search (ERPNext sync)' } };
   }
 
   /** The user the key belongs to; a cheap start-up check of ERPNEXT_URL and the key pair. */
@@ -308,13 +310,16 @@ export class ErpNextClient {
 
   /**
    * The bytes of a file URL as ERPNext stores it (/files/..., /private/files/...?fid=..., or absolute). The token
-   * is sent only to ERPNEXT_URL's origin. Fails with kind not_found (404), forbidden (403: the API user cannot
-   * read the Item the private file is attached to), too_large, refused, or after retries unreachable/timeout.
+   * is sent only to ERPNEXT_URL's origin, and not for public /files/. Fails with kind not_found (404), forbidden
+   * (403: the API user cannot read the Item the private file is attached to), too_large, refused, or after
+   * retries unreachable/timeout.
    */
   async fetchFile(fileUrl: string, options: CallOptions = {}): Promise<Buffer> {
     const url = this.fileUrl(fileUrl);
     const path = `file ${url.pathname.slice(0, 200)}`;
-    const policy = url.origin === this.origin.origin ? this.filePolicy : { ...this.filePolicy, headers: {} };
+    // The token goes to ERPNext's origin only, and not for public files (nginx serves those to anyone).
+    const withToken = url.origin === this.origin.origin && !url.pathname.startsWith('/files/');
+    const policy = withToken ? this.filePolicy : this.publicFilePolicy;
     const response = await this.withRetry(path, () => this.send(url, policy, path, options.signal), options.signal);
     if (response.status >= 200 && response.status <= 299) return response.body;
     throw this.statusError(response, `download ${fileUrl.slice(0, 200)}`);

@@ -385,6 +385,7 @@ describe('request log, faults and limits', () => {
         user: 'sync@example.com',
         authorization: true,
         status: 200,
+        at: expect.any(Number),
       },
     ]);
     expect(JSON.stringify(double.requests)).not.toContain(reader.secret);
