@@ -6,28 +6,12 @@
 export type FrappeCondition = [string, string, unknown] | [string, string, string, unknown];
 
 /** The operators get_filter accepts (frappe v15); the hierarchy ones need a tree doctype (e.g. Item Group). */
-export const FRAPPE_OPERATORS: ReadonlySet<string> = new Set([
-  '=',
-  '!=',
-  '>',
-  '<',
-  '>=',
-  '<=',
-  'like',
-  'not like',
-  'in',
-  'not in',
-  'is',
-  'between',
-  'timespan',
-  'previous',
-  'next',
-  'descendants of',
-  'ancestors of',
-  'not descendants of',
-  'not ancestors of',
-  'descendants of (inclusive)',
-]);
+export const FRAPPE_OPERATORS: ReadonlySet<string> = new Set(
+  (
+    '=,!=,>,<,>=,<=,like,not like,in,not in,is,between,timespan,previous,next,' +
+    'ancestors of,descendants of,not ancestors of,not descendants of,descendants of (inclusive)'
+  ).split(','),
+);
 
 const EXAMPLE = `[["item_group","=","Products"],["disabled","=",0]] or {"item_group":["in",["Products","Spares"]]}`;
 

@@ -210,6 +210,16 @@ describe('incremental runs, renames and deletions', () => {
     expect(error).toMatchObject({ kind: 'forbidden', details: { status: 403, excType: 'PermissionError' } });
     expect(error.message).toContain('System Manager');
   });
+
+  it('reads removed attachments from Deleted Document too', async () => {
+    double.addItem({ item_code: 'A' });
+    const file = double.addFile({ attachedTo: 'A', fileName: 'a.jpg', content: Buffer.from('a') });
+    const since = double.now();
+    double.deleteFile(file.name);
+    const manager = double.addApiUser('admin@example.com', ['Item', 'File', 'Deleted Document']);
+    const deleted = await collect(client(manager).deletedSince('File', since));
+    expect(deleted.map((row) => [row.deletedDoctype, row.deletedName])).toEqual([['File', file.name]]);
+  });
 });
 
 describe('getItem', () => {
@@ -292,17 +302,17 @@ describe('files', () => {
 
   it('fetches public files without the token and private ones with it', async () => {
     double.addItem({ item_code: 'A' });
-    double.addFile({ attachedTo: 'A', fileName: 'open photo.jpg', content: Buffer.from('public') });
+    double.addFile({ attachedTo: 'A', fileName: 'tea #1 (ü) 100%.jpg', content: Buffer.from('public') });
     const secret = double.addFile({
       attachedTo: 'A',
       fileName: 'closed.jpg',
       content: Buffer.from('private'),
       isPrivate: true,
     });
-    expect((await client().fetchFile('/files/open photo.jpg')).toString()).toBe('public');
+    expect((await client().fetchFile('/files/tea #1 (ü) 100%.jpg')).toString()).toBe('public');
     expect((await client().fetchFile(`/private/files/closed.jpg?fid=${secret.name}`)).toString()).toBe('private');
     expect(double.requests.map(({ path, authorization, status }) => ({ path, authorization, status }))).toEqual([
-      { path: '/files/open photo.jpg', authorization: false, status: 200 },
+      { path: '/files/tea #1 (ü) 100%.jpg', authorization: false, status: 200 },
       { path: '/private/files/closed.jpg', authorization: true, status: 200 },
     ]);
   });
