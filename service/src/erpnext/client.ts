@@ -269,8 +269,7 @@ export class ErpNextClient {
   /**
    * File rows attached to Items: those of `names` (asked in batches that keep the URL short), or of all Items;
    * optionally only rows modified at or after `modifiedSince` (adding an attachment does not change the Item's
-   * own `modified`, so an incremental run asks for both). Folders are left out; every file is returned, images
-   * or not (itemImageRefs picks the images).
+   * own `modified`, so an incremental run asks for both). Only image files (by extension) are returned.
    */
   async *listItemFiles(
     options: CallOptions & { names?: readonly string[]; modifiedSince?: string; pageSize?: number } = {},
@@ -284,7 +283,11 @@ export class ErpNextClient {
     const batches = options.names === undefined ? [undefined] : this.nameBatches(options.names, base);
     for (const batch of batches) {
       const filters: FrappeCondition[] = batch ? [...base, ['attached_to_name', 'in', batch]] : base;
-      for await (const row of this.rows('File', FILE_FIELDS, filters, order, options)) yield toFile(row);
+      for await (const row of this.rows('File', FILE_FIELDS, filters, order, options)) {
+        const file = toFile(row);
+        // File has no reliable MIME field across versions; the extension decides (a PDF manual is skipped).
+        if (isImageFileName(file.fileName || file.fileUrl)) yield file;
+      }
     }
   }
 
