@@ -127,6 +127,7 @@ const IMAGE_EXTENSIONS = new Set(['jpg', 'jpeg', 'jpe', 'png', 'webp', 'gif', 'a
 // batches for the File query stay well below that.
 const MAX_QUERY_URL_LENGTH = 6000;
 
+const USER_AGENT = 'erp-image-search (ERPNext sync)';
 const DEFAULT_RETRY: RetryPolicy = { retries: 5, minDelayMs: 500, maxDelayMs: 30_000, maxRetryAfterMs: 120_000 };
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -209,14 +210,14 @@ export class ErpNextClient {
     this.apiPolicy = {
       ...common,
       maxBytes: options.maxResponseBytes ?? 64 * 1024 * 1024,
-      headers: { authorization, accept: 'application/json', 'user-agent': 'erp-image-search (ERPNext sync)' },
+      headers: { authorization, accept: 'application/json', 'user-agent': USER_AGENT },
     };
     this.filePolicy = {
       ...common,
       maxBytes: options.maxFileBytes ?? 20 * 1024 * 1024,
-      headers: { authorization, 'user-agent': 'erp-image-search (ERPNext sync)' },
+      headers: { authorization, 'user-agent': USER_AGENT },
     };
-    this.publicFilePolicy = { ...this.filePolicy, headers: { 'user-agent': 'erp-image-search (ERPNext sync)' } };
+    this.publicFilePolicy = { ...this.filePolicy, headers: { 'user-agent': USER_AGENT } };
   }
 
   /** The user the key belongs to; a cheap start-up check of ERPNEXT_URL and the key pair. */
