@@ -7,6 +7,8 @@
 //   IMAGE_URL_ALLOW lists by name (or as a single IP), and only while redirects stay on that URL's
 //   origin: a caller cannot make the service hand the token to a host of their choosing.
 // - Errors name the host only; paths and query strings (which may hold tokens) stay out of messages.
+// - fetchUrl is the same fetch for API clients (the ERPNext connector): it answers the final response
+//   whatever its status, so the caller can read an error body and decide whether to retry.
 import dns, { type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
@@ -55,12 +57,36 @@ function allowListOf(entries: string[]): AllowList {
   return compiled;
 }
 
+/** The final (non-redirect) response of fetchUrl; the body is at most policy.maxBytes. */
+export interface UrlResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
 /**
  * The image bytes at `url`, or a ServiceError: 400 invalid_url / url_refused, 413 image_too_large,
  * 502 url_fetch_failed, 504 url_timeout. When `signal` aborts, every socket is destroyed and the
  * promise rejects with `signal.reason`.
  */
 export async function fetchImage(url: string, policy: UrlFetchPolicy, signal?: AbortSignal): Promise<Buffer> {
+  return (await fetchFollowing(url, policy, signal, false)).body;
+}
+
+/**
+ * Like fetchImage (same address rules, redirects, header scoping, limits and errors), but a non-2xx
+ * final answer is returned instead of thrown. Connection failures carry the socket error as `cause`.
+ */
+export function fetchUrl(url: string, policy: UrlFetchPolicy, signal?: AbortSignal): Promise<UrlResponse> {
+  return fetchFollowing(url, policy, signal, true);
+}
+
+async function fetchFollowing(
+  url: string,
+  policy: UrlFetchPolicy,
+  signal: AbortSignal | undefined,
+  anyStatus: boolean,
+): Promise<UrlResponse> {
   const allow = allowListOf(policy.allow);
   const first = parseTarget(url);
   const controller = new AbortController();
@@ -82,8 +108,8 @@ export async function fetchImage(url: string, policy: UrlFetchPolicy, signal?: A
     let redirectedFrom: string | undefined;
     for (let redirects = 0; ; redirects++) {
       const headers = isNamedHost(target.hostname, allow) && target.origin === first.origin ? policy.headers : {};
-      const outcome = await fetchHop({ target, headers, allow, redirectedFrom }, policy, controller.signal);
-      if (outcome.body) return outcome.body;
+      const outcome = await fetchHop({ target, headers, allow, redirectedFrom, anyStatus }, policy, controller.signal);
+      if (outcome.response) return outcome.response;
       if (redirects === policy.maxRedirects) {
         throw fetchFailed(
           `${hostOf(first)} redirected more than ${policy.maxRedirects} times (IMAGE_URL_MAX_REDIRECTS); give ` +
@@ -142,7 +168,7 @@ function redirectTarget(from: URL, location: string): URL {
   return next;
 }
 
-type HopOutcome = { body: Buffer; location?: undefined } | { body?: undefined; location: string };
+type HopOutcome = { response: UrlResponse; location?: undefined } | { response?: undefined; location: string };
 
 /** One request: resolve and check, connect to the checked addresses, then read a redirect or the body. */
 function fetchHop(hop: Hop, policy: UrlFetchPolicy, signal: AbortSignal): Promise<HopOutcome> {
@@ -190,7 +216,10 @@ function fetchHop(hop: Hop, policy: UrlFetchPolicy, signal: AbortSignal): Promis
         request.on('error', (error) => done(connectionFailure(host, error)));
         request.once('response', (response) => {
           clearTimeout(connectTimer);
-          readResponse(response, host, policy.maxBytes).then((outcome) => done(undefined, outcome), done);
+          readResponse(response, host, policy.maxBytes, hop.anyStatus).then(
+            (outcome) => done(undefined, outcome),
+            done,
+          );
         });
         request.end();
       })
@@ -205,6 +234,8 @@ interface Hop {
   allow: AllowList;
   /** Host of the previous hop when this one is a redirect target. */
   redirectedFrom?: string;
+  /** Return a non-2xx final answer (fetchUrl) instead of failing with 502 (fetchImage). */
+  anyStatus: boolean;
 }
 
 /** All addresses of the hop's host, each checked; refuses the hop if any one is refused. */
@@ -256,14 +287,19 @@ function pinnedLookup(addresses: LookupAddress[]): LookupFunction {
     });
 }
 
-function readResponse(response: http.IncomingMessage, host: string, maxBytes: number): Promise<HopOutcome> {
+function readResponse(
+  response: http.IncomingMessage,
+  host: string,
+  maxBytes: number,
+  anyStatus: boolean,
+): Promise<HopOutcome> {
   const status = response.statusCode ?? 0;
   const location = response.headers.location;
   if (REDIRECTS.has(status) && location) {
     response.destroy();
     return Promise.resolve({ location });
   }
-  if (status < 200 || status > 299) {
+  if (!anyStatus && (status < 200 || status > 299)) {
     response.destroy();
     return Promise.reject(fetchFailed(`${host} answered HTTP ${status}; the image could not be fetched.`));
   }
@@ -286,7 +322,9 @@ function readResponse(response: http.IncomingMessage, host: string, maxBytes: nu
       response.destroy();
       reject(tooLarge());
     });
-    response.once('end', () => resolve({ body: Buffer.concat(chunks, received) }));
+    response.once('end', () =>
+      resolve({ response: { status, headers: response.headers, body: Buffer.concat(chunks, received) } }),
+    );
     const cutOff = () => reject(fetchFailed(`The connection to ${host} closed before the whole image arrived.`));
     response.on('error', cutOff);
     response.once('close', () => {
@@ -306,7 +344,11 @@ const CONNECTION_REASONS: Record<string, string> = {
 /** Socket, TLS and HTTP-parser failures as a 502 with the reason (never a stack trace). */
 function connectionFailure(host: string, error: NodeJS.ErrnoException): ServiceError {
   const reason = (error.code && CONNECTION_REASONS[error.code]) ?? (error.message.split('\n')[0] ?? '').slice(0, 200);
-  return fetchFailed(`Could not fetch the image from ${host}: ${reason}${error.code ? ` (${error.code})` : ''}.`);
+  const failure = fetchFailed(
+    `Could not fetch the image from ${host}: ${reason}${error.code ? ` (${error.code})` : ''}.`,
+  );
+  failure.cause = error;
+  return failure;
 }
 
 /** host[:port] of a URL, bounded so that messages stay short. */
