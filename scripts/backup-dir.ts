@@ -37,7 +37,7 @@ export interface SnapshotEntry {
 export interface BackupManifest {
   format: typeof MANIFEST_FORMAT;
   id: string;
-  createdAt: string;
+  created_at: string;
   finishedAt: string;
   store: 'embedded' | 'qdrant';
   /** QDRANT_COLLECTION when the backup was taken. */

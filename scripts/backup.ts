@@ -74,7 +74,7 @@ const DATABASE_DIR = 'store';
 
 interface Owner {
   collection: string;
-  imageId: string;
+  image_id: string;
 }
 
 interface BackupBody {
@@ -101,7 +101,7 @@ async function imagesOf(store: VectorStore, collections: string[]) {
       points++;
       wanted.set(record.file, record.sha256);
       const list = owners.get(record.file) ?? [];
-      list.push({ collection: name, imageId: record.imageId });
+      list.push({ collection: name, image_id: record.image_id });
       owners.set(record.file, list);
     }
   }
@@ -130,7 +130,7 @@ async function sortAbsent(live: VectorStore, owners: Map<string, Owner[]>, absen
   for (const file of absent) {
     const points = owners.get(file) ?? [];
     const alive = (
-      await Promise.all(points.map((owner) => live.collection(owner.collection).image(owner.imageId)))
+      await Promise.all(points.map((owner) => live.collection(owner.collection).image(owner.image_id)))
     ).some(Boolean);
     if (alive) {
       missing.push(file);
@@ -181,7 +181,7 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
     manifest = {
       format: MANIFEST_FORMAT,
       id,
-      createdAt: started.toISOString(),
+      created_at: started.toISOString(),
       finishedAt: new Date().toISOString(),
       store: store.kind,
       alias,
@@ -257,7 +257,7 @@ async function backupEmbedded(deps: BackupDeps, work: string, previous: Previous
     reportMismatches(images, reporter);
     absent = await sortAbsent(store, listed.owners, images.vanished, reporter);
     // Points deleted during the backup leave the copy too: the backup then matches a moment just after it.
-    for (const { collection, imageId } of absent.deleted) await copy.collection(collection).deleteImages([imageId]);
+    for (const { collection, image_id } of absent.deleted) await copy.collection(collection).deleteImages([image_id]);
     points = listed.points - absent.deleted.length;
     collections = await copy.listCollections();
   } finally {

@@ -63,15 +63,15 @@ async function main(): Promise<void> {
         itemOf.push(`item-${itemIndex}`);
         batch.push({
           record: {
-            imageId: `img-${String(i).padStart(8, '0')}`,
-            itemId: `item-${itemIndex}`,
-            itemName: null,
-            itemCode: null,
+            image_id: `img-${String(i).padStart(8, '0')}`,
+            item_id: `item-${itemIndex}`,
+            item_name: null,
+            item_code: null,
             file: 'f',
             sha256: 'x',
             bytes: 0,
             model: 'bench',
-            createdAt: '2026-01-01T00:00:00Z',
+            created_at: '2026-01-01T00:00:00Z',
           },
           vector,
         });
@@ -105,9 +105,9 @@ async function main(): Promise<void> {
         .sort((a, b) => b[1] - a[1])
         .slice(0, 5)
         .map(([item]) => item);
-      agree += hits.filter((hit) => exact.includes(hit.record.itemId)).length;
-      if (hits[0]?.record.itemId === `item-${targetIndex}`) firstRight++;
-      if (hits[0]?.record.itemId === exact[0]) firstExact++;
+      agree += hits.filter((hit) => exact.includes(hit.record.item_id)).length;
+      if (hits[0]?.record.item_id === `item-${targetIndex}`) firstRight++;
+      if (hits[0]?.record.item_id === exact[0]) firstExact++;
     }
     console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}`);
     console.log(

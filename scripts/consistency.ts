@@ -14,7 +14,7 @@ export interface ConsistencyReport {
   collection: string;
   points: number;
   files: number;
-  pointsWithoutFile: Array<{ imageId: string; itemId: string; file: string }>;
+  pointsWithoutFile: Array<{ image_id: string; item_id: string; file: string }>;
   filesWithoutPoint: string[];
   /** Files whose content no longer matches the sha256 recorded by their point (only with verifyHashes). */
   hashMismatches: string[];
@@ -45,7 +45,7 @@ export async function checkConsistency(options: {
     points++;
     referenced.set(record.file, record.sha256);
     if (!onDisk.has(record.file))
-      pointsWithoutFile.push({ imageId: record.imageId, itemId: record.itemId, file: record.file });
+      pointsWithoutFile.push({ image_id: record.image_id, item_id: record.item_id, file: record.file });
     progress.advance();
   }
   progress.done();
@@ -83,7 +83,7 @@ export async function checkConsistency(options: {
 /** Prints the findings (the first few of each kind) and returns the one-line verdict. */
 export function describeConsistency(report: ConsistencyReport, reporter: Reporter, shown = 10): string {
   for (const point of report.pointsWithoutFile.slice(0, shown)) {
-    reporter.warn(`point ${point.imageId} (item ${JSON.stringify(point.itemId)}) has no file ${point.file}`);
+    reporter.warn(`point ${point.image_id} (item ${JSON.stringify(point.item_id)}) has no file ${point.file}`);
   }
   for (const file of report.filesWithoutPoint.slice(0, shown)) reporter.warn(`file ${file} belongs to no point`);
   for (const file of report.hashMismatches.slice(0, shown))

@@ -85,8 +85,8 @@ export interface MigrateOptions {
 }
 
 export interface MissingImage {
-  imageId: string;
-  itemId: string;
+  image_id: string;
+  item_id: string;
   file: string;
   reason: string;
 }
@@ -120,9 +120,9 @@ interface CarryPlan {
   embedder?: Embedder;
   targetModel: string;
   /** Which points missing from the target are added (default: all). */
-  shouldAdd?: (imageId: string) => boolean;
+  shouldAdd?: (image_id: string) => boolean;
   /** Which points only the target has are deleted from it. */
-  shouldDelete: (imageId: string) => boolean;
+  shouldDelete: (image_id: string) => boolean;
 }
 
 interface CarryResult {
@@ -202,15 +202,15 @@ class Migration {
         for (const { record, vector } of batch) if (vector) points.push({ record, vector });
       }
       await plan.target.upsertMany(points);
-      for (const { record } of points) targetIds.add(record.imageId);
+      for (const { record } of points) targetIds.add(record.image_id);
       added += points.length;
       progress.advance(batch.length);
       batch = [];
     };
 
     for await (const point of scanPoints(plan.source, { withVectors: !plan.embedder })) {
-      sourceIds.add(point.record.imageId);
-      if (targetIds.has(point.record.imageId) || (plan.shouldAdd && !plan.shouldAdd(point.record.imageId))) continue;
+      sourceIds.add(point.record.image_id);
+      if (targetIds.has(point.record.image_id) || (plan.shouldAdd && !plan.shouldAdd(point.record.image_id))) continue;
       batch.push(point);
       if (batch.length >= this.batchSize) await flush();
     }
@@ -242,11 +242,11 @@ class Migration {
         continue; // deleted meanwhile (the item and its files)
       }
       const hits = await target.searchItems(await embedder.embed(bytes), 5);
-      const own = hits.find((hit) => hit.record.itemId === record.itemId);
+      const own = hits.find((hit) => hit.record.item_id === record.item_id);
       if (!own || own.score < hits[0].score - 1e-5) {
         failures.push(
-          `image ${imageId} of item ${JSON.stringify(record.itemId)} found ` +
-            `${hits[0] ? `item ${JSON.stringify(hits[0].record.itemId)}` : 'nothing'} first`,
+          `image ${imageId} of item ${JSON.stringify(record.item_id)} found ` +
+            `${hits[0] ? `item ${JSON.stringify(hits[0].record.item_id)}` : 'nothing'} first`,
         );
       }
       checked++;
@@ -262,12 +262,12 @@ class Migration {
 }
 
 function missingOf(record: ImageRecord, reason: string): MissingImage {
-  return { imageId: record.imageId, itemId: record.itemId, file: record.file, reason };
+  return { image_id: record.image_id, item_id: record.item_id, file: record.file, reason };
 }
 
 function reportMissing(missing: MissingImage[], reporter: Reporter): void {
   for (const entry of missing.slice(0, 50)) {
-    reporter.warn(`image ${entry.imageId} of item ${JSON.stringify(entry.itemId)}: ${entry.file} ${entry.reason}`);
+    reporter.warn(`image ${entry.image_id} of item ${JSON.stringify(entry.item_id)}: ${entry.file} ${entry.reason}`);
   }
   if (missing.length > 50) reporter.warn(`... and ${missing.length - 50} more images that cannot be read`);
 }
@@ -442,9 +442,9 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
   let deleted = first.deleted + last.deleted;
   const reported = new Set<string>();
   const gateMissing = (pass: CarryResult) => {
-    const fresh = pass.missing.filter((m) => !reported.has(m.imageId));
+    const fresh = pass.missing.filter((m) => !reported.has(m.image_id));
     if (fresh.length === 0) return;
-    for (const m of fresh) reported.add(m.imageId);
+    for (const m of fresh) reported.add(m.image_id);
     reportMissing(fresh, reporter);
     if (!options.allowMissing) {
       throw new OpsError(
@@ -488,7 +488,7 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     previous,
     switchedAt: new Date().toISOString(),
     shared,
-    ...(last.missing.length > 0 ? { leftOut: last.missing.map((m) => m.imageId) } : {}),
+    ...(last.missing.length > 0 ? { leftOut: last.missing.map((m) => m.image_id) } : {}),
   });
   let previous: CollectionRef = refOf(live);
   if (legacy) {

@@ -19,6 +19,6 @@ export async function* scanPoints(
 /** The image ids of every point. */
 export async function pointIds(collection: Collection): Promise<Set<string>> {
   const ids = new Set<string>();
-  for await (const { record } of scanPoints(collection, { pageSize: 2048 })) ids.add(record.imageId);
+  for await (const { record } of scanPoints(collection, { pageSize: 2048 })) ids.add(record.image_id);
   return ids;
 }

@@ -102,7 +102,7 @@ export async function runRestore(deps: RestoreDeps, options: { backup?: string }
   const ref = await findBackup(deps.backupDir, options.backup);
   const manifest = await readManifest(ref);
   reporter.info(
-    `restoring backup ${ref.id} (taken ${manifest.createdAt}; ` +
+    `restoring backup ${ref.id} (taken ${manifest.created_at}; ` +
       `${manifest.collections.map((c) => `${c.name}: ${c.points} points`).join(', ')})`,
   );
   if (manifest.store !== deps.kind) {

@@ -35,15 +35,15 @@ await runTool(HELP, async () => {
   const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const vectorOf = () => Float32Array.from({ length: dim }, () => random() - 0.5);
   const record = (n: number): ImageRecord => ({
-    imageId: `img-${n}`,
-    itemId: `item-${n}`,
-    itemName: null,
-    itemCode: null,
+    image_id: `img-${n}`,
+    item_id: `item-${n}`,
+    item_name: null,
+    item_code: null,
     file: `${n}.jpg`,
     sha256: 'x',
     bytes: 1,
     model: 'soak',
-    createdAt: new Date().toISOString(),
+    created_at: new Date().toISOString(),
   });
   const store = openEmbeddedStore({ dataDir: dir, log: (m) => console.error(m) });
   try {
@@ -70,13 +70,13 @@ await runTool(HELP, async () => {
       vectors.set(n, vector);
       await c.upsert(record(n), vector);
       const [found] = await c.searchItems(vector, 1);
-      if (found?.record.imageId !== `img-${n}`)
+      if (found?.record.image_id !== `img-${n}`)
         throw new Error(`cycle ${cycle}: the point just added was not found first`);
       const gone = vectors.get(oldest)!;
       vectors.delete(oldest);
       await c.deleteImages([`img-${oldest}`]);
       const after = await c.searchItems(gone, 5);
-      if (after.some((m) => m.record.imageId === `img-${oldest}`)) {
+      if (after.some((m) => m.record.image_id === `img-${oldest}`)) {
         throw new Error(`cycle ${cycle}: removed point img-${oldest} came back in a search`);
       }
       oldest++;

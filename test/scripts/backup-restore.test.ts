@@ -177,7 +177,7 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
         // writes synchronously; Qdrant would answer later, so only the embedded run does this.)
         if (label === 'images' && setup.kind === 'embedded') {
           rmSync(path.join(t.config.imageStorageDir, doomed.file));
-          void t.store.collection('items').deleteImages([doomed.imageId]);
+          void t.store.collection('items').deleteImages([doomed.image_id]);
         }
         return progress(label, total);
       };
@@ -336,7 +336,7 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
       ok: false,
       points: 6,
       files: 6,
-      pointsWithoutFile: [{ imageId: gone.imageId, itemId: 'SKU-4', file: gone.file }],
+      pointsWithoutFile: [{ image_id: gone.image_id, item_id: 'SKU-4', file: gone.file }],
       filesWithoutPoint: [stray],
       hashMismatches: [changed.file],
     });

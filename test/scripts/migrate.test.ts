@@ -176,7 +176,7 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
     );
     for (const record of gone)
       expect(reporter.warnings.join('\n')).toContain(
-        `image ${record.imageId} of item "${record.itemId}": ${record.file} file missing`,
+        `image ${record.image_id} of item "${record.item_id}": ${record.file} file missing`,
       );
     expect(await aliasTarget()).toBe(OLD_COLLECTION);
 
@@ -190,12 +190,15 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
     // They are still in the old collection, which is kept.
     expect((await store.collection(OLD_COLLECTION).itemImages('SKU-4')).length).toBe(1);
     // Reported once, not again by the catch-up.
-    expect(allowed.warnings.filter((w) => w.includes(gone[0].imageId))).toHaveLength(1);
+    expect(allowed.warnings.filter((w) => w.includes(gone[0].image_id))).toHaveLength(1);
 
     // Files restored later: running the migration again takes them in.
     for (const record of gone) {
       mkdirSync(path.dirname(path.join(t.config.imageStorageDir, record.file)), { recursive: true });
-      writeFileSync(path.join(t.config.imageStorageDir, record.file), await picture(record.itemId === 'SKU-4' ? 4 : 7));
+      writeFileSync(
+        path.join(t.config.imageStorageDir, record.file),
+        await picture(record.item_id === 'SKU-4' ? 4 : 7),
+      );
     }
     expect(await migrate(deps(), options())).toMatchObject({ caughtUp: 2, missing: 0, points: ITEMS + 1 });
   });
@@ -211,15 +214,15 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
       // What an API that has not yet noticed the switch does: ingest into, and delete from, the old collection.
       const staleApi = async () => {
         const record = {
-          imageId: lateId,
-          itemId: 'late',
-          itemName: null,
-          itemCode: null,
+          image_id: lateId,
+          item_id: 'late',
+          item_name: null,
+          item_code: null,
           file: files.relativePath('late', lateId, 'jpeg'),
           sha256: sha256Hex(late),
           bytes: late.length,
           model: OLD.name,
-          createdAt: new Date().toISOString(),
+          created_at: new Date().toISOString(),
         };
         await files.stage(lateId, late);
         await old.upsert(record, await (await models.fromPath(t.config.modelPath)).embed(late));

@@ -15,15 +15,15 @@ for (;;) {
   const id = `img-${next}`;
   await collection.upsert(
     {
-      imageId: id,
-      itemId: `item-${next % 40}`,
-      itemName: null,
-      itemCode: null,
+      image_id: id,
+      item_id: `item-${next % 40}`,
+      item_name: null,
+      item_code: null,
       file: `${id}.jpg`,
       sha256: 'x',
       bytes: 1,
       model: 'm',
-      createdAt: new Date().toISOString(),
+      created_at: new Date().toISOString(),
     },
     vector(next),
   );

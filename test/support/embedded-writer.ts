@@ -12,15 +12,15 @@ for (let i = 0; i < count; i++) {
   vector[(i + 1) % 8] = i / count;
   await collection.upsert(
     {
-      imageId: `img-${String(i).padStart(4, '0')}`,
-      itemId: `item-${i}`,
-      itemName: null,
-      itemCode: null,
+      image_id: `img-${String(i).padStart(4, '0')}`,
+      item_id: `item-${i}`,
+      item_name: null,
+      item_code: null,
       file: `f${i}`,
       sha256: 'x',
       bytes: 1,
       model: 'm',
-      createdAt: new Date().toISOString(),
+      created_at: new Date().toISOString(),
     },
     vector,
   );

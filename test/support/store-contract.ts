@@ -23,17 +23,17 @@ const MODEL = 'contract-model';
 
 /** A full record for `itemId`; `second` orders createdAt. */
 export function makeRecord(itemId: string, second: number, overrides: Partial<ImageRecord> = {}): ImageRecord {
-  const imageId = overrides.imageId ?? randomUUID();
+  const imageId = overrides.image_id ?? randomUUID();
   return {
-    imageId,
-    itemId,
-    itemName: `Name of ${itemId}`,
-    itemCode: `CODE-${second}`,
+    image_id: imageId,
+    item_id: itemId,
+    item_name: `Name of ${itemId}`,
+    item_code: `CODE-${second}`,
     file: `${imageId.slice(0, 2)}/${imageId}.jpg`,
     sha256: randomBytes(32).toString('hex'),
     bytes: 1000 + second,
     model: MODEL,
-    createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, second)).toISOString(),
+    created_at: new Date(Date.UTC(2024, 0, 1, 0, 0, second)).toISOString(),
     ...overrides,
   };
 }
@@ -68,8 +68,8 @@ function seededVector(dim: number, seed: number): Float32Array {
   });
 }
 
-const byImageId = (a: { imageId: string }, b: { imageId: string }) =>
-  a.imageId < b.imageId ? -1 : a.imageId > b.imageId ? 1 : 0;
+const byImageId = (a: { image_id: string }, b: { image_id: string }) =>
+  a.image_id < b.image_id ? -1 : a.image_id > b.image_id ? 1 : 0;
 
 export function describeStoreContract(
   label: string,
@@ -162,19 +162,19 @@ export function describeStoreContract(
         const c = store.collection(await newCollection());
         const first = makeRecord('item-1', 1);
         await c.upsert(first, vec(1, 2, 3, 4));
-        expect(await c.image(first.imageId)).toEqual(first);
+        expect(await c.image(first.image_id)).toEqual(first);
         const replaced = {
           ...first,
-          itemName: null,
-          itemCode: null,
+          item_name: null,
+          item_code: null,
           file: 'zz/other.png',
           bytes: 77,
-          createdAt: '2025-02-03T04:05:06.007Z',
+          created_at: '2025-02-03T04:05:06.007Z',
         };
         await c.upsert(replaced, vec(4, 3, 2, 1));
         await c.upsert(replaced, vec(4, 3, 2, 1));
         expect(await c.count()).toBe(1);
-        expect(await c.image(first.imageId)).toEqual(replaced);
+        expect(await c.image(first.image_id)).toEqual(replaced);
         expect(await c.itemImages('item-1')).toEqual([replaced]);
         const [match] = await c.searchItems(vec(4, 3, 2, 1), 5);
         expect(match.score).toBeCloseTo(1, 5);
@@ -191,9 +191,9 @@ export function describeStoreContract(
         expect(await c.count()).toBe(600);
         expect((await c.info())!.points).toBe(600);
         const sample = points[437].record;
-        expect(await c.image(sample.imageId)).toEqual(sample);
-        expect((await c.itemImages('item-7')).map((r) => r.imageId)).toEqual(
-          points.filter((p) => p.record.itemId === 'item-7').map((p) => p.record.imageId),
+        expect(await c.image(sample.image_id)).toEqual(sample);
+        expect((await c.itemImages('item-7')).map((r) => r.image_id)).toEqual(
+          points.filter((p) => p.record.item_id === 'item-7').map((p) => p.record.image_id),
         );
         await expect(c.upsertMany([])).resolves.toBeUndefined();
       });
@@ -226,10 +226,10 @@ export function describeStoreContract(
         const c = store.collection(await newCollection());
         const [a, b, d] = [makeRecord('x', 1), makeRecord('x', 2), makeRecord('y', 3)];
         await c.upsertMany([a, b, d].map((record, i) => ({ record, vector: seededVector(4, i + 1) })));
-        await c.deleteImages([a.imageId, randomUUID()]);
+        await c.deleteImages([a.image_id, randomUUID()]);
         await c.deleteImages([]);
         expect(await c.count()).toBe(2);
-        expect(await c.image(a.imageId)).toBeUndefined();
+        expect(await c.image(a.image_id)).toBeUndefined();
         expect(await c.itemImages('x')).toEqual([b]);
         expect(await c.itemImages('y')).toEqual([d]);
       });
@@ -281,11 +281,11 @@ export function describeStoreContract(
             'x'.repeat(500),
             'x'.repeat(499),
           ];
-          const records = ids.map((id, i) => makeRecord(id, i, { itemName: `名前 ${i} /\\`, itemCode: `c/${i}` }));
+          const records = ids.map((id, i) => makeRecord(id, i, { item_name: `名前 ${i} /\\`, item_code: `c/${i}` }));
           await c.upsertMany(records.map((record, i) => ({ record, vector: seededVector(4, i + 10) })));
           for (const [i, id] of ids.entries()) expect(await c.itemImages(id)).toEqual([records[i]]);
           const found = await c.searchItems(seededVector(4, 12), ids.length);
-          expect(found.map((m) => m.record.itemId).sort()).toEqual([...ids].sort());
+          expect(found.map((m) => m.record.item_id).sort()).toEqual([...ids].sort());
           expect(found[0].record).toEqual(records[2]);
           await c.deleteItem('x'.repeat(500));
           expect(await c.itemImages('x'.repeat(500))).toEqual([]);
@@ -332,7 +332,7 @@ export function describeStoreContract(
         expect(top3).toHaveLength(3);
         const all = await c.searchItems(query, 100);
         expect(all).toHaveLength(10);
-        expect(new Set(all.map((r) => r.record.itemId)).size).toBe(10);
+        expect(new Set(all.map((r) => r.record.item_id)).size).toBe(10);
         expect(top3.map((r) => r.record)).toEqual(all.slice(0, 3).map((r) => r.record));
         for (let i = 1; i < all.length; i++) expect(all[i - 1].score).toBeGreaterThanOrEqual(all[i].score);
         expect(await c.searchItems(query, 0)).toEqual([]);
@@ -349,7 +349,7 @@ export function describeStoreContract(
         expect(best.record).toEqual(points[17].record);
         expect(best.score).toBeCloseTo(1, 5);
         expect(second.score).toBeCloseTo(
-          cosine(points[17].vector, points.find((p) => p.record.imageId === second.record.imageId)!.vector),
+          cosine(points[17].vector, points.find((p) => p.record.image_id === second.record.image_id)!.vector),
           5,
         );
       });
@@ -369,7 +369,7 @@ export function describeStoreContract(
           sizes.push(page.points.length);
           for (const p of page.points) expect(p.vector).toBeUndefined();
           if (!page.next) break;
-          expect(page.next).toBe(page.points[page.points.length - 1].record.imageId);
+          expect(page.next).toBe(page.points[page.points.length - 1].record.image_id);
           after = page.next;
         }
         expect(sizes).toEqual([7, 7, 7, 4]);
@@ -395,7 +395,7 @@ export function describeStoreContract(
         const page = await c.scroll({ limit: 10, withVectors: true });
         expect(page.points).toHaveLength(3);
         for (const point of page.points) {
-          const original = vectors[records.findIndex((r) => r.imageId === point.record.imageId)];
+          const original = vectors[records.findIndex((r) => r.image_id === point.record.image_id)];
           expect(point.vector).toBeInstanceOf(Float32Array);
           Array.from(point.vector!).forEach((x, i) => expect(x).toBeCloseTo(unit(original)[i], 5));
         }
@@ -424,7 +424,7 @@ export function describeStoreContract(
         const record = makeRecord('i', 1);
         await viaAlias.upsert(record, vec(1, 0, 0, 0));
         expect(await viaAlias.info()).toEqual({ name, dim: 4, model: 'model-a', points: 1 });
-        expect(await store.collection(name).image(record.imageId)).toEqual(record);
+        expect(await store.collection(name).image(record.image_id)).toEqual(record);
         expect((await viaAlias.searchItems(vec(1, 0, 0, 0), 1))[0].record).toEqual(record);
         expect((await store.listCollections()).map((c) => c.name)).not.toContain(alias);
       });

@@ -38,9 +38,9 @@ export class StartupError extends Error {
 }
 
 export interface ItemFields {
-  itemId: string;
-  itemName: string | null;
-  itemCode: string | null;
+  item_id: string;
+  item_name: string | null;
+  item_code: string | null;
 }
 
 interface Live {
@@ -115,7 +115,7 @@ export class Catalog {
       if (record) {
         await files.commit(imageId, record.file);
         log.warn(
-          `Recovered image ${imageId} of item ${JSON.stringify(record.itemId)} left in staging by an ` +
+          `Recovered image ${imageId} of item ${JSON.stringify(record.item_id)} left in staging by an ` +
             `interrupted ingest.`,
         );
       } else {
@@ -136,7 +136,7 @@ export class Catalog {
         await files.wipe();
         log.warn('Finished emptying the catalog (DELETE /items), which a crash had interrupted.');
       } else {
-        await collection.deleteImages(intent.images.map((image) => image.imageId));
+        await collection.deleteImages(intent.images.map((image) => image.image_id));
         await Promise.all(intent.images.map((image) => files.remove(image.file)));
         log.warn(`Finished deleting ${intent.images.length} image(s), which a crash had interrupted.`);
       }
@@ -207,17 +207,17 @@ export class Catalog {
   /** A new item with its first image; 409 when the item exists. */
   async ingest(fields: ItemFields, bytes: Buffer): Promise<ImageRecord> {
     const live = await this.current();
-    const itemExists = async () => (await live.collection.itemImages(fields.itemId)).length > 0;
+    const itemExists = async () => (await live.collection.itemImages(fields.item_id)).length > 0;
     const exists = () =>
       conflict(
         'item_exists',
-        `Item ${JSON.stringify(fields.itemId)} already exists. Add images with POST /items/{item_id}/images or ` +
+        `Item ${JSON.stringify(fields.item_id)} already exists. Add images with POST /items/{item_id}/images or ` +
           `delete it first.`,
       );
     if (await itemExists()) throw exists(); // fail fast, before the costly embedding
     const vector = await live.embedder.embed(bytes);
     return this.writes.runShared(() =>
-      this.locks.run(fields.itemId, async () => {
+      this.locks.run(fields.item_id, async () => {
         if (await itemExists()) throw exists();
         return this.store(live, fields, bytes, vector);
       }),
@@ -232,7 +232,12 @@ export class Catalog {
       this.locks.run(itemId, async () => {
         const [first] = await live.collection.itemImages(itemId);
         if (!first) throw unknownItem(itemId);
-        return this.store(live, { itemId, itemName: first.itemName, itemCode: first.itemCode }, bytes, vector);
+        return this.store(
+          live,
+          { item_id: itemId, item_name: first.item_name, item_code: first.item_code },
+          bytes,
+          vector,
+        );
       }),
     );
   }
@@ -241,15 +246,15 @@ export class Catalog {
     const { files } = this.options;
     const imageId = randomUUID();
     const record: ImageRecord = {
-      imageId,
-      itemId: fields.itemId,
-      itemName: fields.itemName,
-      itemCode: fields.itemCode,
-      file: files.relativePath(fields.itemId, imageId, await imageFormat(bytes)),
+      image_id: imageId,
+      item_id: fields.item_id,
+      item_name: fields.item_name,
+      item_code: fields.item_code,
+      file: files.relativePath(fields.item_id, imageId, await imageFormat(bytes)),
       sha256: sha256Hex(bytes),
       bytes: bytes.length,
       model: live.embedder.manifest.name,
-      createdAt: new Date().toISOString(),
+      created_at: new Date().toISOString(),
     };
     await files.stage(imageId, bytes).catch((error: unknown) => Promise.reject(storageError(error)));
     try {
@@ -287,9 +292,9 @@ export class Catalog {
         const images = await collection.itemImages(itemId);
         if (images.length === 0) throw unknownItem(itemId);
         const intent = await files
-          .beginDelete({ op: 'delete-images', images: images.map(({ imageId, file }) => ({ imageId, file })) })
+          .beginDelete({ op: 'delete-images', images: images.map(({ image_id, file }) => ({ image_id, file })) })
           .catch((error: unknown) => Promise.reject(storageError(error)));
-        await collection.deleteImages(images.map((image) => image.imageId));
+        await collection.deleteImages(images.map((image) => image.image_id));
         await Promise.all(images.map((image) => files.remove(image.file)));
         await files.removeItemDirIfEmpty(itemId);
         await files.endDelete(intent);
@@ -319,14 +324,14 @@ export class Catalog {
 }
 
 /** A full disk (or quota) under IMAGE_STORAGE_DIR becomes 507 with what to do; other failures pass. */
-function storageError(error: unknown): unknown {
+function storageError(error: unknown): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return insufficientStorage(
       'The disk that holds the images (IMAGE_STORAGE_DIR) is full; nothing was stored. Free space and retry.',
     );
   }
-  return error;
+  return error as Error;
 }
 
 const unknownItem = (itemId: string) =>

@@ -19,7 +19,7 @@ const JOURNAL = '.journal';
 const RESERVED = new Set([INCOMING, JOURNAL]);
 
 /** An interrupted delete, as written to the journal before it started. */
-export type DeleteIntent = { op: 'delete-images'; images: Array<{ imageId: string; file: string }> } | { op: 'wipe' };
+export type DeleteIntent = { op: 'delete-images'; images: Array<{ image_id: string; file: string }> } | { op: 'wipe' };
 
 export const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 

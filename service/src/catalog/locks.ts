@@ -62,7 +62,7 @@ export class SharedExclusiveLock {
 
   private wake(): void {
     while (this.waiting.length > 0 && !this.exclusive) {
-      const next = this.waiting[0]!;
+      const next = this.waiting[0];
       if (next.exclusive && this.shared > 0) return;
       this.waiting.shift();
       this.take(next.exclusive);

@@ -23,6 +23,6 @@ export const storedImageSchema = {
 
 export const itemIdParams = {
   type: 'object',
-  required: ['itemId'],
-  properties: { itemId: { type: 'string', minLength: 1, maxLength: 1024 } },
+  required: ['item_id'],
+  properties: { item_id: { type: 'string', minLength: 1, maxLength: 1024 } },
 } as const;

@@ -4,23 +4,9 @@
 // Names: a collection holds points of one width and one model. An alias is a second name that points
 // at a collection and can be moved atomically; the API always addresses its data by QDRANT_COLLECTION,
 // which is an alias (created on first start) so that a model migration can switch it in one step.
+import type { ImageRecord } from '../schemas/records.js';
 
-export interface ImageRecord {
-  /** UUID; also the point id. */
-  imageId: string;
-  itemId: string;
-  itemName: string | null;
-  itemCode: string | null;
-  /** Path of the original file, relative to IMAGE_STORAGE_DIR, always with forward slashes. */
-  file: string;
-  sha256: string;
-  /** Size of the stored file in bytes. */
-  bytes: number;
-  /** Name (sidecar `name`) of the model that made the vector. */
-  model: string;
-  /** ISO-8601 UTC. */
-  createdAt: string;
-}
+export type { ImageRecord };
 
 /** The best-matching image of one item, with its cosine similarity to the query (1 = identical). */
 export interface ItemMatch {
@@ -48,18 +34,18 @@ export interface Collection {
   readonly name: string;
   /** Resolves the name (alias → collection); undefined when nothing by that name exists. */
   info(): Promise<CollectionInfo | undefined>;
-  /** Inserts or replaces the point `record.imageId`. Durable and visible to reads when it resolves. */
+  /** Inserts or replaces the point `record.image_id`. Durable and visible to reads when it resolves. */
   upsert(record: ImageRecord, vector: Float32Array): Promise<void>;
   /** Several points in one write (bulk work such as migration). */
   upsertMany(points: Array<{ record: ImageRecord; vector: Float32Array }>): Promise<void>;
   /** One point by image id; undefined when absent. */
-  image(imageId: string): Promise<ImageRecord | undefined>;
+  image(image_id: string): Promise<ImageRecord | undefined>;
   /** All images of one item, oldest first; [] when the item is unknown. */
-  itemImages(itemId: string): Promise<ImageRecord[]>;
+  itemImages(item_id: string): Promise<ImageRecord[]>;
   /** Nearest items to `vector`: one row per item (its best image), best first, at most `limit`. */
   searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]>;
   deleteImages(imageIds: string[]): Promise<void>;
-  deleteItem(itemId: string): Promise<void>;
+  deleteItem(item_id: string): Promise<void>;
   deleteAll(): Promise<void>;
   scroll(options: { after?: string; limit: number; withVectors?: boolean }): Promise<ScrollPage>;
   count(): Promise<number>;

@@ -63,15 +63,15 @@ interface Payload {
 
 function toPayload(record: ImageRecord): Payload {
   return {
-    item_id: record.itemId,
-    item_name: record.itemName,
-    item_code: record.itemCode,
-    image_id: record.imageId,
+    item_id: record.item_id,
+    item_name: record.item_name,
+    item_code: record.item_code,
+    image_id: record.image_id,
     file: record.file,
     sha256: record.sha256,
     bytes: record.bytes,
     model: record.model,
-    created_at: record.createdAt,
+    created_at: record.created_at,
   };
 }
 
@@ -85,15 +85,15 @@ const optionalText = (value: unknown): string | null => (typeof value === 'strin
 function toRecord(id: string | number, payload: Record<string, unknown> | null | undefined): ImageRecord {
   const p = payload ?? {};
   return {
-    imageId: String(id),
-    itemId: typeof p.item_id === 'string' || typeof p.item_id === 'number' ? String(p.item_id) : '',
-    itemName: optionalText(p.item_name),
-    itemCode: optionalText(p.item_code),
+    image_id: String(id),
+    item_id: typeof p.item_id === 'string' || typeof p.item_id === 'number' ? String(p.item_id) : '',
+    item_name: optionalText(p.item_name),
+    item_code: optionalText(p.item_code),
     file: text(p.file),
     sha256: text(p.sha256),
     bytes: typeof p.bytes === 'number' ? p.bytes : 0,
     model: text(p.model),
-    createdAt: text(p.created_at),
+    created_at: text(p.created_at),
   };
 }
 
@@ -314,7 +314,7 @@ class QdrantCollection implements Collection {
   async upsertMany(points: Array<{ record: ImageRecord; vector: Float32Array }>): Promise<void> {
     for (let start = 0; start < points.length; start += UPSERT_BATCH) {
       const batch = points.slice(start, start + UPSERT_BATCH).map(({ record, vector }) => ({
-        id: record.imageId,
+        id: record.image_id,
         vector: Array.from(vector),
         payload: toPayload(record) as unknown as Record<string, unknown>,
       }));
@@ -355,7 +355,7 @@ class QdrantCollection implements Collection {
     } while (offset !== undefined);
     // Oldest first; the image id breaks ties so that the order is stable.
     return records.sort((a, b) =>
-      a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.imageId < b.imageId ? -1 : 1,
+      a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.image_id < b.image_id ? -1 : 1,
     );
   }
 
@@ -418,7 +418,7 @@ class QdrantCollection implements Collection {
       return { record: toRecord(p.id, p.payload), ...(vector ? { vector } : {}) };
     });
     const more = rest.length > limit || (page.next_page_offset !== null && page.next_page_offset !== undefined);
-    return { points, next: more && points.length > 0 ? points[points.length - 1].record.imageId : undefined };
+    return { points, next: more && points.length > 0 ? points[points.length - 1].record.image_id : undefined };
   }
 
   async count(): Promise<number> {

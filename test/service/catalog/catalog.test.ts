@@ -42,15 +42,15 @@ function setup() {
 }
 
 const record = (imageId: string, itemId: string, file: string): ImageRecord => ({
-  imageId,
-  itemId,
-  itemName: null,
-  itemCode: null,
+  image_id: imageId,
+  item_id: itemId,
+  item_name: null,
+  item_code: null,
   file,
   sha256: 'x',
   bytes: 3,
   model: 'main_model',
-  createdAt: new Date().toISOString(),
+  created_at: new Date().toISOString(),
 });
 
 describe('Catalog start-up', () => {
@@ -95,7 +95,7 @@ describe('Catalog start-up', () => {
       files.relativePath('kept', '11111111-1111-4111-8111-111111111111', 'jpeg'),
     );
     await store.collection('items').upsert(kept, new Float32Array(64).fill(0.5));
-    await files.stage(kept.imageId, Buffer.from('abc'));
+    await files.stage(kept.image_id, Buffer.from('abc'));
     await files.stage('22222222-2222-4222-8222-222222222222', Buffer.from('orphan'));
     await open();
     expect(await files.exists(kept.file)).toBe(true);
@@ -121,7 +121,7 @@ describe('Catalog writes keep files and points consistent', () => {
     });
     const catalog = await open({ store: failing });
     await expect(
-      catalog.ingest({ itemId: 'x', itemName: null, itemCode: null }, await images.jpeg(100, 80)),
+      catalog.ingest({ item_id: 'x', item_name: null, item_code: null }, await images.jpeg(100, 80)),
     ).rejects.toThrow('disk full');
     expect(await files.staged()).toEqual([]);
     expect(existsSync(files.root) ? readdirSync(files.root).filter((e) => e !== '.incoming') : []).toEqual([]);
@@ -136,7 +136,7 @@ describe('Catalog writes keep files and points consistent', () => {
     }
     const catalog = await open({ files: new BrokenFiles(files.root) });
     await expect(
-      catalog.ingest({ itemId: 'y', itemName: null, itemCode: null }, await images.jpeg(100, 80)),
+      catalog.ingest({ item_id: 'y', item_name: null, item_code: null }, await images.jpeg(100, 80)),
     ).rejects.toThrow('rename failed');
     expect(await store.collection('items').itemImages('y')).toEqual([]);
     expect(await files.staged()).toEqual([]);
@@ -148,7 +148,7 @@ describe('Catalog follows a migration', () => {
     const { store, open } = setup();
     const catalog = await open({ liveRefreshMs: 0 });
     const photo = await images.jpeg(200, 150, 5);
-    await catalog.ingest({ itemId: 'before', itemName: null, itemCode: null }, photo);
+    await catalog.ingest({ item_id: 'before', item_name: null, item_code: null }, photo);
     expect((await catalog.embed(photo)).dim).toBe(64);
 
     // What `ops migrate` does: a new collection for the new model, filled, then the alias moved.
@@ -156,7 +156,7 @@ describe('Catalog follows a migration', () => {
     await store.setAlias('items', 'items_next_model_96');
     const embedded = await catalog.embed(photo);
     expect(embedded).toMatchObject({ model: 'next_model', dim: 96 });
-    await catalog.ingest({ itemId: 'after', itemName: null, itemCode: null }, photo);
+    await catalog.ingest({ item_id: 'after', item_name: null, item_code: null }, photo);
     expect((await store.collection('items_next_model_96').itemImages('after'))[0]).toMatchObject({
       model: 'next_model',
     });

@@ -71,8 +71,8 @@ describe('deletes interrupted by a crash', () => {
     const victims = await collection.itemImages('item1');
     // What a kill -9 between "points deleted" and "files deleted" leaves behind:
     const files = new ImageFiles(t.config.imageStorageDir);
-    await files.beginDelete({ op: 'delete-images', images: victims.map(({ imageId, file }) => ({ imageId, file })) });
-    await collection.deleteImages(victims.map((v) => v.imageId));
+    await files.beginDelete({ op: 'delete-images', images: victims.map(({ image_id, file }) => ({ image_id, file })) });
+    await collection.deleteImages(victims.map((v) => v.image_id));
     expect((await consistent(t)).filesWithoutPoint).toHaveLength(victims.length);
 
     const warnings: string[] = [];
@@ -97,7 +97,7 @@ describe('deletes interrupted by a crash', () => {
     await files.beginDelete({ op: 'wipe' });
     await t.store
       .collection(t.config.collection)
-      .deleteImages([(await t.store.collection(t.config.collection).itemImages('item0'))[0]!.imageId]);
+      .deleteImages([(await t.store.collection(t.config.collection).itemImages('item0'))[0]!.image_id]);
     const warnings: string[] = [];
     await Catalog.open({
       store: t.store,

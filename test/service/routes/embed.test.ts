@@ -21,7 +21,7 @@ describe('POST /embed', () => {
 
     await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: 'e' }, { bytes })) });
     const page = await t.store.collection('items').scroll({ limit: 10, withVectors: true });
-    const stored = page.points.find((p) => p.record.itemId === 'e')!.vector!;
+    const stored = page.points.find((p) => p.record.item_id === 'e')!.vector!;
     body.vector.forEach((value, i) => expect(value).toBeCloseTo(stored[i], 6));
   });
 

@@ -45,7 +45,7 @@ describe('POST /ingest', () => {
       ['bytes', 'created_at', 'image_id', 'item_code', 'item_id', 'item_name', 'model', 'sha256'].sort(),
     );
     const [record] = await t.store.collection('items').itemImages('SKU-1');
-    expect(record).toMatchObject({ imageId: body.image_id, sha256: body.sha256 });
+    expect(record).toMatchObject({ image_id: body.image_id, sha256: body.sha256 });
     expect(storedFiles(t.config.imageStorageDir)).toContain(record.file);
   });
 

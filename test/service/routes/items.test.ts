@@ -98,7 +98,7 @@ describe('item routes', () => {
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ deleted_images: total });
     expect(await t.store.collection('items').count()).toBe(0);
-    expect(readdirSync(t.config.imageStorageDir).filter((entry) => entry !== '.incoming')).toEqual([]);
+    expect(readdirSync(t.config.imageStorageDir).filter((entry) => !entry.startsWith('.'))).toEqual([]);
     const search = await t.app.inject({
       method: 'POST',
       url: '/search',

@@ -75,7 +75,7 @@ describe('POST /search', () => {
     expect(new Set(results.map((r) => r.item_id)).size).toBe(6);
     expect(results[0]).toMatchObject({ item_id: 'multi', item_code: 'M-1', item_name: null });
     const multi = await t.store.collection('items').itemImages('multi');
-    const best = multi.find((image) => image.imageId === results[0].image_id);
+    const best = multi.find((image) => image.image_id === results[0].image_id);
     expect(best).toBeDefined();
     expect(multi.indexOf(best!)).toBe(2); // the third image is the query picture
     expect(results[0].score).toBeGreaterThan(0.99);

@@ -49,15 +49,15 @@ const reopen = async (store: EmbeddedStore, dataDir: string, options: Options = 
   return open(dataDir, options);
 };
 const record = (imageId: string, itemId: string): ImageRecord => ({
-  imageId,
-  itemId,
-  itemName: null,
-  itemCode: null,
+  image_id: imageId,
+  item_id: itemId,
+  item_name: null,
+  item_code: null,
   file: `${imageId}.jpg`,
   sha256: 'x',
   bytes: 1,
   model: 'm',
-  createdAt: new Date().toISOString(),
+  created_at: new Date().toISOString(),
 });
 const axis = (i: number, dim = 8) => {
   const v = new Float32Array(dim);
@@ -70,7 +70,7 @@ const ids = async (store: EmbeddedStore, collection: string) => {
   const all: string[] = [];
   for (let after: string | undefined; ;) {
     const page = await store.collection(collection).scroll({ after, limit: 500 });
-    all.push(...page.points.map((p) => p.record.imageId));
+    all.push(...page.points.map((p) => p.record.image_id));
     if (!page.next) return all;
     after = page.next;
   }
@@ -85,13 +85,13 @@ describe('embedded store', () => {
     await first
       .collection('items')
       .upsertMany([0, 1, 2].map((i) => ({ record: record(`i${i}`, `item${i}`), vector: axis(i) })));
-    expect((await first.collection('items').searchItems(axis(1), 1))[0].record.itemId).toBe('item1');
+    expect((await first.collection('items').searchItems(axis(1), 1))[0].record.item_id).toBe('item1');
     const logs: string[] = [];
     const second = await reopen(first, dir, { log: (m) => logs.push(m) });
     expect(readdirSync(path.join(dir, 'index'))).toEqual([expect.stringMatching(/^c_m_8\.\d+\.vidx$/)]);
     expect(await second.listAliases()).toEqual({ items: 'c_m_8' });
     const [hit] = await second.collection('items').searchItems(axis(2), 1);
-    expect(hit).toMatchObject({ record: { itemId: 'item2' } });
+    expect(hit).toMatchObject({ record: { item_id: 'item2' } });
     expect(hit.score).toBeCloseTo(1, 6);
     expect(logs.filter((m) => m.includes('Rebuilt'))).toEqual([]); // loaded, not rebuilt
   });
@@ -167,7 +167,7 @@ describe('embedded store', () => {
         }
         for (const id of deleted) expect(present.has(id), `${id} came back`).toBe(false);
         const hits = await store.collection('c').searchItems(wave(next - 1), 40);
-        for (const hit of hits) expect(deleted.has(hit.record.imageId)).toBe(false);
+        for (const hit of hits) expect(deleted.has(hit.record.image_id)).toBe(false);
         await store.close();
         stores.splice(stores.indexOf(store), 1);
       }
@@ -217,7 +217,7 @@ describe('embedded store', () => {
 
         const logs: string[] = [];
         const second = open(dir, { log: (m) => logs.push(m) });
-        expect((await second.collection('c').searchItems(axis(3), 1))[0].record.itemId).toBe('item3');
+        expect((await second.collection('c').searchItems(axis(3), 1))[0].record.item_id).toBe('item3');
         expect(logs.join('\n')).toMatch(/checkpoint c\.\d+\.vidx of c is not usable \(.+\); rebuilding/);
         expect(logs.join('\n')).toMatch(/Rebuilt the vector index of c from 4 points/);
       });
@@ -230,16 +230,16 @@ describe('embedded store', () => {
     const reader = open(dir);
     await writer.createCollection('c', 8, 'm');
     await writer.collection('c').upsert(record('a', 'A'), axis(0));
-    expect((await reader.collection('c').searchItems(axis(0), 5)).map((m) => m.record.itemId)).toEqual(['A']);
+    expect((await reader.collection('c').searchItems(axis(0), 5)).map((m) => m.record.item_id)).toEqual(['A']);
     // More writes than checkpointEvery: the writer checkpoints and prunes the log the reader had not applied.
     await writer.collection('c').searchItems(axis(0), 1);
     for (let i = 1; i < 8; i++) await writer.collection('c').upsert(record(`p${i}`, `P${i}`), axis(i));
     await writer.prepareIndex('c');
     await writer.collection('c').deleteItem('A');
     const seen = await reader.collection('c').searchItems(axis(0), 10);
-    expect(seen.map((m) => m.record.itemId)).not.toContain('A');
+    expect(seen.map((m) => m.record.item_id)).not.toContain('A');
     expect(seen).toHaveLength(7);
-    expect((await reader.collection('c').searchItems(axis(5), 1))[0].record.itemId).toBe('P5');
+    expect((await reader.collection('c').searchItems(axis(5), 1))[0].record.item_id).toBe('P5');
   });
 
   it(
@@ -259,9 +259,9 @@ describe('embedded store', () => {
         const id = `churn${cycle}`;
         const vector = wave(100_000 + cycle);
         await c.upsert(record(id, id), vector);
-        expect((await c.searchItems(vector, 1))[0].record.imageId).toBe(id);
+        expect((await c.searchItems(vector, 1))[0].record.image_id).toBe(id);
         await c.deleteItem(id);
-        expect((await c.searchItems(vector, 5)).map((m) => m.record.imageId)).not.toContain(id);
+        expect((await c.searchItems(vector, 5)).map((m) => m.record.image_id)).not.toContain(id);
       }
       expect(await c.count()).toBe(1500);
       for (let round = 0; round < 5; round++) {
@@ -272,7 +272,7 @@ describe('embedded store', () => {
         );
         for (let s = 0; s < 69; s++) {
           const [hit] = await c.searchItems(wave(s % 25), 1);
-          expect(hit!.record.imageId).toBe(`w${round}-${s % 25}`);
+          expect(hit!.record.image_id).toBe(`w${round}-${s % 25}`);
         }
       }
     },
@@ -306,7 +306,7 @@ describe('embedded store', () => {
     setImmediate(ticker);
     const [hit] = await second.collection('c').searchItems(wave(12_345, 64), 1);
     done = true;
-    expect(hit!.record.imageId).toBe('v12345');
+    expect(hit!.record.image_id).toBe('v12345');
     expect(turns).toBeGreaterThan(20); // the rebuild paused at least once per 1000 points read
   });
 
@@ -348,13 +348,13 @@ describe('embedded schema migrations', () => {
     ]);
     const items = store.collection('items');
     expect(await items.itemImages('item-3')).toEqual([
-      expect.objectContaining({ itemId: 'item-3', itemName: null, itemCode: 'CODE-3', bytes: 1003 }),
-      expect.objectContaining({ itemId: 'item-3', bytes: 1008 }),
+      expect.objectContaining({ item_id: 'item-3', item_name: null, item_code: 'CODE-3', bytes: 1003 }),
+      expect.objectContaining({ item_id: 'item-3', bytes: 1008 }),
     ]);
     // The old usearch checkpoint is never handed to anything: the index is rebuilt from the points...
     const scan = await items.scroll({ limit: 20, withVectors: true });
     const [hit] = await items.searchItems(scan.points[4]!.vector!, 1);
-    expect(hit!.record.imageId).toBe(scan.points[4]!.record.imageId);
+    expect(hit!.record.image_id).toBe(scan.points[4]!.record.image_id);
     expect(logs.join('\n')).toMatch(/Rebuilt the vector index of items_old_model_16 from 11 points/);
     // ...and the first new checkpoint removes the old file.
     await store.prepareIndex('items');
@@ -393,7 +393,7 @@ describe.skipIf(tmpfsUnavailable !== undefined)('embedded store on a full disk',
     await expect(store.prepareIndex('c')).rejects.toBeInstanceOf(StoreFullError);
     expect(readdirSync(mount.dir)).toEqual([]);
     expect(logs.join('\n')).toMatch(/Could not save the index checkpoint of c \(.*ENOSPC/);
-    expect((await store.collection('c').searchItems(wave(7, 256), 1))[0]!.record.imageId).toBe('v7');
+    expect((await store.collection('c').searchItems(wave(7, 256), 1))[0]!.record.image_id).toBe('v7');
     mount.resize(4096);
     await store.prepareIndex('c');
     expect(readdirSync(mount.dir)).toEqual([expect.stringMatching(/^c\.\d+\.vidx$/)]);
@@ -418,7 +418,7 @@ describe.skipIf(tmpfsUnavailable !== undefined)('embedded store on a full disk',
     expect(failure).toBeInstanceOf(StoreFullError);
     expect((failure as Error).message).toMatch(/disk under DATA_DIR is full/);
     expect(await c.count()).toBe(written);
-    expect((await c.searchItems(wave(3, 256), 1))[0]!.record.imageId).toBe('v3');
+    expect((await c.searchItems(wave(3, 256), 1))[0]!.record.image_id).toBe('v3');
     mount.resize(8192);
     await c.upsert(record('after', 'after'), wave(9999, 256));
     expect(await c.count()).toBe(written + 1);

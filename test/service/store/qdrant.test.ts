@@ -65,7 +65,7 @@ describe('qdrant adapter specifics (on the double)', () => {
     const [a, b] = [makeRecord('a', 1), makeRecord('b', 2)];
     await c.upsert(a, Float32Array.of(1, 0, 0, 0));
     await c.upsertMany([{ record: b, vector: Float32Array.of(0, 1, 0, 0) }]);
-    await c.deleteImages([a.imageId]);
+    await c.deleteImages([a.image_id]);
     await c.deleteItem('b');
     await c.deleteAll();
     const writes = double.writes();
@@ -95,20 +95,20 @@ describe('qdrant adapter specifics (on the double)', () => {
 
   it('stores one point per image: the image id as point id and a snake_case payload, vectors as floats', async () => {
     await store.createCollection('c', 3, 'm');
-    const record = makeRecord('item/1', 7, { itemName: null });
+    const record = makeRecord('item/1', 7, { item_name: null });
     await store.collection('c').upsert(record, Float32Array.of(0.1, 0.2, 0.3));
-    const [point] = await store.client.retrieve('c', { ids: [record.imageId], with_payload: true, with_vector: true });
-    expect(point.id).toBe(record.imageId);
+    const [point] = await store.client.retrieve('c', { ids: [record.image_id], with_payload: true, with_vector: true });
+    expect(point.id).toBe(record.image_id);
     expect(point.payload).toEqual({
       item_id: 'item/1',
       item_name: null,
-      item_code: record.itemCode,
-      image_id: record.imageId,
+      item_code: record.item_code,
+      image_id: record.image_id,
       file: record.file,
       sha256: record.sha256,
       bytes: record.bytes,
       model: record.model,
-      created_at: record.createdAt,
+      created_at: record.created_at,
     });
     const [upsert] = ops('upsert_points');
     const sent = (upsert.body as { points: Array<{ vector: number[] }> }).points[0].vector;
@@ -173,7 +173,7 @@ describe('qdrant adapter specifics (on the double)', () => {
 
   it('a 4xx that shows a bug in the request stays an error, not an outage', async () => {
     await store.createCollection('c', 2, 'm');
-    const bad = makeRecord('a', 1, { imageId: 'not-a-uuid' });
+    const bad = makeRecord('a', 1, { image_id: 'not-a-uuid' });
     const error = await store
       .collection('c')
       .upsert(bad, Float32Array.of(1, 0))

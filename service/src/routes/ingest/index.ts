@@ -15,9 +15,9 @@ export const ingestRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageI
       const { fields, bytes } = await intake.read(request);
       const record = await catalog.ingest(
         {
-          itemId: requiredText(fields, 'item_id'),
-          itemName: optionalText(fields, 'item_name'),
-          itemCode: optionalText(fields, 'item_code'),
+          item_id: requiredText(fields, 'item_id'),
+          item_name: optionalText(fields, 'item_name'),
+          item_code: optionalText(fields, 'item_code'),
         },
         bytes,
       );

@@ -5,7 +5,7 @@ import { storedImage } from '../../http/responses.js';
 import { errorSchema, itemIdParams, storedImageSchema } from '../schemas.js';
 import { deletedAllSchema, deletedItemSchema, itemSchema } from './schemas.js';
 
-type ItemParams = { Params: { itemId: string } };
+type ItemParams = { Params: { item_id: string } };
 
 export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (
   app,
@@ -14,41 +14,41 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
   const errors = { '4xx': errorSchema, '5xx': errorSchema };
 
   app.get<ItemParams>(
-    '/items/:itemId',
+    '/items/:item_id',
     { schema: { params: itemIdParams, response: { 200: itemSchema, ...errors } } },
     async (request) => {
-      const images = await catalog.item(request.params.itemId);
+      const images = await catalog.item(request.params.item_id);
       const [first] = images;
       return {
-        item_id: first.itemId,
-        item_name: first.itemName,
-        item_code: first.itemCode,
+        item_id: first.item_id,
+        item_name: first.item_name,
+        item_code: first.item_code,
         images: images.map((image) => ({
-          image_id: image.imageId,
+          image_id: image.image_id,
           bytes: image.bytes,
           sha256: image.sha256,
           model: image.model,
-          created_at: image.createdAt,
+          created_at: image.created_at,
         })),
       };
     },
   );
 
   app.post<ItemParams>(
-    '/items/:itemId/images',
+    '/items/:item_id/images',
     { schema: { params: itemIdParams, response: { 201: storedImageSchema, ...errors } } },
     async (request, reply) => {
       const { bytes } = await intake.read(request);
-      return reply.code(201).send(storedImage(await catalog.addImage(request.params.itemId, bytes)));
+      return reply.code(201).send(storedImage(await catalog.addImage(request.params.item_id, bytes)));
     },
   );
 
   app.delete<ItemParams>(
-    '/items/:itemId',
+    '/items/:item_id',
     { schema: { params: itemIdParams, response: { 200: deletedItemSchema, ...errors } } },
     async (request) => {
-      const removed = await catalog.deleteItem(request.params.itemId);
-      return { item_id: request.params.itemId, deleted_images: removed.length };
+      const removed = await catalog.deleteItem(request.params.item_id);
+      return { item_id: request.params.item_id, deleted_images: removed.length };
     },
   );
 

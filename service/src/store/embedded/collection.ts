@@ -25,15 +25,15 @@ const DELETE_BATCH = 2000;
 
 function toRecord(row: PointRow): ImageRecord {
   return {
-    imageId: row.image_id,
-    itemId: row.item_id,
-    itemName: row.item_name,
-    itemCode: row.item_code,
+    image_id: row.image_id,
+    item_id: row.item_id,
+    item_name: row.item_name,
+    item_code: row.item_code,
     file: row.file,
     sha256: row.sha256,
     bytes: row.bytes,
     model: row.model,
-    createdAt: row.created_at,
+    created_at: row.created_at,
   };
 }
 
@@ -88,7 +88,7 @@ export class EmbeddedCollection implements Collection {
       const added: number[] = [];
       const removed: number[] = [];
       for (const { record, vector } of points) {
-        const old = existing.get(name, record.imageId) as number | undefined;
+        const old = existing.get(name, record.image_id) as number | undefined;
         if (old !== undefined) {
           remove.run(old);
           removed.push(old);
@@ -96,15 +96,15 @@ export class EmbeddedCollection implements Collection {
         const unit = l2Normalize(Float32Array.from(vector));
         const result = insert.run(
           name,
-          record.imageId,
-          record.itemId,
-          record.itemName,
-          record.itemCode,
+          record.image_id,
+          record.item_id,
+          record.item_name,
+          record.item_code,
           record.file,
           record.sha256,
           record.bytes,
           record.model,
-          record.createdAt,
+          record.created_at,
           toBlob(unit),
         );
         added.push(Number(result.lastInsertRowid));
