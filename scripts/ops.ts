@@ -51,7 +51,10 @@ interface Command {
   run(options: ParsedOptions, context: Context): Promise<object>;
 }
 
-const storeLog = (reporter: Reporter) => (message: string) => reporter.info(message);
+const storeLog = (reporter: Reporter) => ({
+  info: (message: string) => reporter.info(message),
+  warn: (message: string) => reporter.warn(message),
+});
 
 /** Opens the store, runs `work`, and closes the store whatever happens. */
 async function withStore<T>(context: Context, work: (store: VectorStore) => Promise<T>): Promise<T> {

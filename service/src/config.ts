@@ -81,6 +81,21 @@ const headerObject: Parser<Record<string, string>> = (raw, name) => {
   return headers;
 };
 
+/** Origins as browsers send them: scheme://host[:port], no path. */
+const originList: Parser<string[]> = (raw, name) =>
+  list(raw, name).map((entry) => {
+    let url: URL;
+    try {
+      url = new URL(entry);
+    } catch {
+      throw new ConfigError(`${name}: ${JSON.stringify(entry)} is not an origin such as https://erp.example.com.`);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== entry.replace(/\/$/, '')) {
+      throw new ConfigError(`${name}: ${JSON.stringify(entry)} is not an origin such as https://erp.example.com.`);
+    }
+    return url.origin;
+  });
+
 const logLevel: Parser<string> = (raw, name) => {
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(raw))
@@ -113,7 +128,13 @@ const MiB = 1024 * 1024;
 
 export const VARIABLES = {
   port: { env: 'PORT', default: '8020', parse: integer(0, 65535), doc: 'TCP port the API listens on.' },
-  host: { env: 'HOST', default: '0.0.0.0', parse: text, doc: 'Address the API binds to.' },
+  host: {
+    env: 'HOST',
+    parse: text,
+    doc:
+      'Address the API binds to. Unset: 0.0.0.0 when a key is set, 127.0.0.1 (this machine only) when none is, ' +
+      'since the API is then open to anyone who can reach it.',
+  },
   logLevel: {
     env: 'LOG_LEVEL',
     default: 'info',
@@ -124,8 +145,47 @@ export const VARIABLES = {
     env: 'IMAGE_SEARCH_API_KEY',
     parse: text,
     doc:
-      'When set, every endpoint except /health needs header Image-Search-Api-Key with this value. Unset: no ' +
-      'auth (a warning is logged).',
+      'Full-access key: every route that needs a key accepts it in header Image-Search-Api-Key. Unset (and no ' +
+      'read key): no authentication, and the API binds to 127.0.0.1 unless HOST is set.',
+  },
+  readKey: {
+    env: 'IMAGE_SEARCH_READ_KEY',
+    parse: text,
+    doc:
+      'Read-only key for search clients (a browser button in ERPNext, the staff page): search, embed, reading ' +
+      'items and images. A write route answers 403 forbidden to it.',
+  },
+  corsOrigins: {
+    env: 'CORS_ORIGINS',
+    default: '',
+    parse: originList,
+    doc: 'Comma-separated origins allowed to call the API from a browser (CORS), e.g. https://erp.example.com.',
+  },
+  requestTimeoutMs: {
+    env: 'REQUEST_TIMEOUT_MS',
+    default: '120000',
+    parse: integer(1000, 3_600_000),
+    doc: 'Time allowed to receive a whole request, body included; slower clients are disconnected (408).',
+  },
+  headersTimeoutMs: {
+    env: 'HEADERS_TIMEOUT_MS',
+    default: '10000',
+    parse: integer(500, 600_000),
+    doc: "Time allowed to receive a request's headers.",
+  },
+  uploadBudgetBytes: {
+    env: 'UPLOAD_BUDGET_BYTES',
+    default: String(160 * 1024 * 1024),
+    parse: integer(1024 * 1024, 64 * 1024 * 1024 * 1024),
+    doc:
+      'Request bodies held in memory at once, all requests together; a request that would exceed it gets ' +
+      '503 busy with Retry-After before its body is read. Must be at least MAX_IMAGE_BYTES.',
+  },
+  shutdownTimeoutMs: {
+    env: 'SHUTDOWN_TIMEOUT_MS',
+    default: '10000',
+    parse: integer(100, 600_000),
+    doc: 'On SIGTERM/SIGINT, time given to requests in progress before the process exits anyway.',
   },
   modelPath: {
     env: 'MODEL_PATH',
@@ -273,6 +333,8 @@ export type Config = {
   imageStorageDir: string;
   /** Resolved: BACKUP_DIR or DATA_DIR/backups. */
   backupDir: string;
+  /** Resolved: HOST, or 0.0.0.0 with a key and 127.0.0.1 without. */
+  host: string;
 };
 
 /** Reads the environment once. Collects every problem and throws them together, one line each. */
@@ -289,10 +351,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(error instanceof Error ? error.message : String(error));
     }
   }
+  const { uploadBudgetBytes, maxImageBytes } = values;
+  if (typeof uploadBudgetBytes === 'number' && typeof maxImageBytes === 'number' && uploadBudgetBytes < maxImageBytes) {
+    problems.push(`UPLOAD_BUDGET_BYTES (${uploadBudgetBytes}) must be at least MAX_IMAGE_BYTES (${maxImageBytes}).`);
+  }
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n- ${problems.join('\n- ')}`);
   }
   values.imageStorageDir ??= path.join(values.dataDir as string, 'images');
   values.backupDir ??= path.join(values.dataDir as string, 'backups');
+  values.host ??= values.apiKey || values.readKey ? '0.0.0.0' : '127.0.0.1';
+
   return values as Config;
 }

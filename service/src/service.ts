@@ -1,9 +1,10 @@
 // Opens what a running service needs (store, models, catalog) from the configuration, and closes it
 // again. Shared by the HTTP server, the evaluation command and the tests.
-import { Catalog, type Logger } from './catalog/catalog.js';
+import { Catalog } from './catalog/catalog.js';
 import { ImageFiles } from './catalog/image-files.js';
 import type { Config } from './config.js';
 import { ModelRegistry } from './embedding/registry.js';
+import { componentLog, type Log } from './log.js';
 import { openStore } from './store/open-store.js';
 import type { VectorStore } from './store/port.js';
 
@@ -16,8 +17,8 @@ export interface Service {
 
 export async function openService(
   config: Config,
-  log: Logger,
-  store: VectorStore = openStore(config, (m) => log.info(m)),
+  log: Log,
+  store: VectorStore = openStore(config, componentLog(log, 'store')),
 ): Promise<Service> {
   const models = new ModelRegistry(config.modelPath, {
     threads: config.onnxThreads,
@@ -35,7 +36,7 @@ export async function openService(
       files: new ImageFiles(config.imageStorageDir),
       models,
       alias: config.collection,
-      log,
+      log: componentLog(log, 'catalog'),
     });
     return { store, models, catalog, close };
   } catch (error) {

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Embedder } from '../embedding/embedder.js';
 import type { ModelRegistry } from '../embedding/registry.js';
-import { conflict, insufficientStorage, notFound, unavailable } from '../errors.js';
+import { ServiceError } from '../errors.js';
 import { imageFormat } from '../images/preprocess.js';
 import {
   collectionNameFor,
@@ -16,11 +16,10 @@ import {
 } from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock, SharedExclusiveLock } from './locks.js';
+import type { Log } from '../log.js';
+import { ItemFields } from '../schemas/records.js';
 
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-}
+export type { Log as Logger } from '../log.js';
 
 export interface CatalogOptions {
   store: VectorStore;
@@ -28,7 +27,7 @@ export interface CatalogOptions {
   models: ModelRegistry;
   /** The name the API addresses (QDRANT_COLLECTION): an alias to the live collection. */
   alias: string;
-  log: Logger;
+  log: Log;
   /** How long a resolved alias is trusted before it is looked up again (default 1000 ms). */
   liveRefreshMs?: number;
 }
@@ -37,11 +36,17 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-export interface ItemFields {
-  item_id: string;
-  item_name: string | null;
-  item_code: string | null;
+/** A stored image and whether this call stored it (false: the same bytes were there already). */
+export interface Stored {
+  record: ImageRecord;
+  created: boolean;
 }
+
+/** The item fields of a record (to give a new image of the item the same ones). */
+const itemFieldsOf = (record: ImageRecord): ItemFields =>
+  Object.fromEntries(
+    Object.keys(ItemFields.properties).map((key) => [key, record[key as keyof ItemFields]]),
+  ) as ItemFields;
 
 interface Live {
   collection: Collection;
@@ -160,7 +165,7 @@ export class Catalog {
     const { store, alias, models } = this.options;
     const info = await store.collection(alias).info();
     if (!info)
-      throw unavailable(
+      throw new ServiceError(
         'collection_missing',
         `The collection ${alias} no longer exists in the store. Restart the service to create it, or restore a backup.`,
       );
@@ -169,7 +174,7 @@ export class Catalog {
       try {
         embedder = await models.byName(info.model);
       } catch (error) {
-        throw unavailable(
+        throw new ServiceError(
           'model_unavailable',
           `The live collection ${info.name} uses model ${info.model}, which this server cannot load ` +
             `(${(error as Error).message}).`,
@@ -177,7 +182,7 @@ export class Catalog {
       }
     }
     if (embedder.manifest.dim !== info.dim) {
-      throw unavailable(
+      throw new ServiceError(
         'model_mismatch',
         `The live collection ${info.name} holds ${info.dim}-d vectors but model ${embedder.manifest.name} ` +
           `makes ${embedder.manifest.dim}-d vectors. Run: ${MIGRATE_HINT}.`,
@@ -204,40 +209,67 @@ export class Catalog {
     return collection.searchItems(await embedder.embed(bytes), topK);
   }
 
-  /** A new item with its first image; 409 when the item exists. */
-  async ingest(fields: ItemFields, bytes: Buffer): Promise<ImageRecord> {
+  /**
+   * A new item with its first image; 409 when the item exists, unless `bytes` is one of its images
+   * already (a retried ingest): then that image, with created = false.
+   */
+  async ingest(fields: ItemFields, bytes: Buffer): Promise<Stored> {
     const live = await this.current();
-    const itemExists = async () => (await live.collection.itemImages(fields.item_id)).length > 0;
-    const exists = () =>
-      conflict(
+    const sha256 = sha256Hex(bytes);
+    const existing = async (): Promise<Stored | undefined> => {
+      const images = await live.collection.itemImages(fields.item_id);
+      if (images.length === 0) return undefined;
+      const same = images.find((image) => image.sha256 === sha256);
+      if (same) return { record: same, created: false };
+      throw new ServiceError(
         'item_exists',
         `Item ${JSON.stringify(fields.item_id)} already exists. Add images with POST /items/{item_id}/images or ` +
           `delete it first.`,
       );
-    if (await itemExists()) throw exists(); // fail fast, before the costly embedding
+    };
+    const early = await existing(); // fail fast, before the costly embedding
+    if (early) return early;
     const vector = await live.embedder.embed(bytes);
     return this.writes.runShared(() =>
       this.locks.run(fields.item_id, async () => {
-        if (await itemExists()) throw exists();
-        return this.store(live, fields, bytes, vector);
+        return (await existing()) ?? { record: await this.store(live, fields, bytes, vector), created: true };
       }),
     );
   }
 
-  /** Another image of an existing item (its name and code are kept); 404 when the item is unknown. */
-  async addImage(itemId: string, bytes: Buffer): Promise<ImageRecord> {
+  /**
+   * Another image of an existing item (its fields are kept); 404 when the item is unknown. The same bytes
+   * as an image the item has give that image, with created = false.
+   */
+  async addImage(itemId: string, bytes: Buffer): Promise<Stored> {
     const live = await this.current();
+    const sha256 = sha256Hex(bytes);
+    const lookup = async (): Promise<{ first: ImageRecord; same?: ImageRecord }> => {
+      const images = await live.collection.itemImages(itemId);
+      if (images.length === 0) throw unknownItem(itemId);
+      return { first: images[0], same: images.find((image) => image.sha256 === sha256) };
+    };
+    const early = await lookup();
+    if (early.same) return { record: early.same, created: false };
     const vector = await live.embedder.embed(bytes);
     return this.writes.runShared(() =>
       this.locks.run(itemId, async () => {
-        const [first] = await live.collection.itemImages(itemId);
-        if (!first) throw unknownItem(itemId);
-        return this.store(
-          live,
-          { item_id: itemId, item_name: first.item_name, item_code: first.item_code },
-          bytes,
-          vector,
-        );
+        const { first, same } = await lookup();
+        if (same) return { record: same, created: false };
+        return { record: await this.store(live, itemFieldsOf(first), bytes, vector), created: true };
+      }),
+    );
+  }
+
+  /** Changes item fields on every image of the item (no re-embedding); 404 when unknown. */
+  async updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<ImageRecord[]> {
+    const { collection } = await this.current();
+    return this.writes.runShared(() =>
+      this.locks.run(itemId, async () => {
+        if ((await collection.itemImages(itemId)).length === 0) throw unknownItem(itemId);
+        await collection.updateItem(itemId, patch);
+        this.options.log.info(`Updated item ${JSON.stringify(itemId)}: ${Object.keys(patch).join(', ')}.`);
+        return collection.itemImages(itemId);
       }),
     );
   }
@@ -246,10 +278,8 @@ export class Catalog {
     const { files } = this.options;
     const imageId = randomUUID();
     const record: ImageRecord = {
+      ...fields,
       image_id: imageId,
-      item_id: fields.item_id,
-      item_name: fields.item_name,
-      item_code: fields.item_code,
       file: files.relativePath(fields.item_id, imageId, await imageFormat(bytes)),
       sha256: sha256Hex(bytes),
       bytes: bytes.length,
@@ -327,7 +357,8 @@ export class Catalog {
 function storageError(error: unknown): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return insufficientStorage(
+    return new ServiceError(
+      'insufficient_storage',
       'The disk that holds the images (IMAGE_STORAGE_DIR) is full; nothing was stored. Free space and retry.',
     );
   }
@@ -335,4 +366,4 @@ function storageError(error: unknown): Error {
 }
 
 const unknownItem = (itemId: string) =>
-  notFound('item_not_found', `No item ${JSON.stringify(itemId)}. Create it with POST /ingest.`);
+  new ServiceError('item_not_found', `No item ${JSON.stringify(itemId)}. Create it with POST /ingest.`);

@@ -1,6 +1,6 @@
 // Bounds the work in flight: at most `concurrency` jobs run, at most `queueMax` wait, the rest are
 // refused at once (503 + Retry-After) so a burst of uploads cannot exhaust memory.
-import { unavailable } from '../errors.js';
+import { retryLater } from '../errors.js';
 
 export class WorkQueue {
   private active = 0;
@@ -18,7 +18,7 @@ export class WorkQueue {
   async run<T>(job: () => Promise<T>): Promise<T> {
     if (this.active >= this.concurrency) {
       if (this.waiting.length >= this.queueMax) {
-        throw unavailable('busy', 'The server is busy embedding other images. Retry in a moment.', 1);
+        throw retryLater('busy', 'The server is busy embedding other images. Retry in a moment.', 1);
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {

@@ -13,7 +13,7 @@ import dns, { type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { badRequest, ServiceError } from '../errors.js';
+import { ServiceError } from '../errors.js';
 import { checkAddress, isNamedHost, parseAddress, parseAllowList, type AllowList } from './address-policy.js';
 
 export interface UrlFetchPolicy {
@@ -41,10 +41,10 @@ const DEFAULT_HEADERS = {
 };
 
 const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
-const invalidUrl = (message: string) => badRequest('invalid_url', message);
-const refused = (message: string) => badRequest('url_refused', message);
-const fetchFailed = (message: string) => new ServiceError(502, 'url_fetch_failed', message);
-const timedOut = (message: string) => new ServiceError(504, 'url_timeout', message);
+const invalidUrl = (message: string) => new ServiceError('invalid_url', message);
+const refused = (message: string) => new ServiceError('url_refused', message);
+const fetchFailed = (message: string) => new ServiceError('url_fetch_failed', message);
+const timedOut = (message: string) => new ServiceError('url_timeout', message);
 
 const compiledAllowLists = new WeakMap<string[], AllowList>();
 
@@ -305,7 +305,6 @@ function readResponse(
   }
   const tooLarge = () =>
     new ServiceError(
-      413,
       'image_too_large',
       `The image at ${host} is larger than ${maxBytes} bytes (MAX_IMAGE_BYTES). Send a smaller image.`,
     );

@@ -26,7 +26,7 @@ const ACCEPTED_LIST = 'JPEG, PNG, WebP, GIF, AVIF, TIFF or HEIC';
 const MAX_ASPECT = 8;
 
 const unsupported = (detail: string) =>
-  new ServiceError(415, 'unsupported_image', `${detail} Send a ${ACCEPTED_LIST} image.`);
+  new ServiceError('unsupported_image', `${detail} Send a ${ACCEPTED_LIST} image.`);
 
 /** Python's round(): halves go to the even neighbour. torchvision's CenterCrop uses it. */
 export function roundHalfToEven(value: number): number {
@@ -74,7 +74,6 @@ function classifyDecodeError(error: unknown): ServiceError {
   const message = error instanceof Error ? error.message : String(error);
   if (/pixel limit/i.test(message)) {
     return new ServiceError(
-      413,
       'image_too_large',
       'The image has more pixels than this service decodes. Send a smaller image.',
     );
@@ -83,7 +82,6 @@ function classifyDecodeError(error: unknown): ServiceError {
     return unsupported('The file is not a supported image.');
   }
   return new ServiceError(
-    422,
     'image_unreadable',
     `The image header was read but its pixels could not be decoded (${message.split('\n')[0]}). The file is ` +
       `probably truncated or corrupt; send the original file again.`,
@@ -96,7 +94,7 @@ function classifyDecodeError(error: unknown): ServiceError {
  */
 export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: PreprocessLimits): Promise<Float32Array> {
   if (bytes.length === 0) {
-    throw new ServiceError(400, 'empty_image', 'The image is empty (0 bytes). Send the image file itself.');
+    throw new ServiceError('empty_image', 'The image is empty (0 bytes). Send the image file itself.');
   }
   let metadata: Metadata;
   try {
@@ -111,7 +109,6 @@ export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: Pr
   if (!width || !height) throw classifyDecodeError(new Error('the image has no dimensions'));
   if (width * height > limits.maxPixels) {
     throw new ServiceError(
-      413,
       'image_too_large',
       `The image is ${width}×${height} pixels; the limit is ${limits.maxPixels} pixels. Send a smaller image.`,
     );
@@ -159,7 +156,6 @@ function toTensor(pixels: Uint8Array, channels: number, spec: PreprocessSpec): F
   const area = spec.crop * spec.crop;
   if (pixels.length !== area * channels || channels < 3) {
     throw new ServiceError(
-      422,
       'image_unreadable',
       'The image decoded to an unexpected pixel layout. Re-save it as JPEG or PNG and retry.',
     );

@@ -4,7 +4,7 @@
 // Names: a collection holds points of one width and one model. An alias is a second name that points
 // at a collection and can be moved atomically; the API always addresses its data by QDRANT_COLLECTION,
 // which is an alias (created on first start) so that a model migration can switch it in one step.
-import type { ImageRecord } from '../schemas/records.js';
+import type { ImageRecord, ItemFields } from '../schemas/records.js';
 
 export type { ImageRecord };
 
@@ -44,6 +44,8 @@ export interface Collection {
   itemImages(item_id: string): Promise<ImageRecord[]>;
   /** Nearest items to `vector`: one row per item (its best image), best first, at most `limit`. */
   searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]>;
+  /** Sets item fields on every point of the item (vectors untouched); returns how many points changed. */
+  updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number>;
   deleteImages(imageIds: string[]): Promise<void>;
   deleteItem(item_id: string): Promise<void>;
   deleteAll(): Promise<void>;

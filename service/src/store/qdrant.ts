@@ -12,6 +12,7 @@ import {
   QdrantClientTimeoutError,
   type Schemas,
 } from '@qdrant/js-client-rest';
+import { ItemFields } from '../schemas/records.js';
 import {
   StoreUnavailableError,
   type Collection,
@@ -376,6 +377,20 @@ class QdrantCollection implements Collection {
       const [best] = group.hits;
       return best ? [{ record: toRecord(best.id, best.payload), score: best.score }] : [];
     });
+  }
+
+  async updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number> {
+    const payload = Object.fromEntries(
+      Object.entries(patch).filter(([key]) => key !== 'item_id' && key in ItemFields.properties),
+    );
+    if (Object.keys(payload).length === 0) return 0;
+    await this.store.call(`updating item ${JSON.stringify(itemId)} in ${this.name}`, (c) =>
+      c.setPayload(this.name, { payload, filter: itemFilter(itemId), wait: true }),
+    );
+    const counted = await this.store.call(`counting the images of ${JSON.stringify(itemId)}`, (c) =>
+      c.count(this.name, { filter: itemFilter(itemId), exact: true }),
+    );
+    return counted.count;
   }
 
   async deleteImages(imageIds: string[]): Promise<void> {

@@ -13,7 +13,7 @@ describe('error responses', () => {
     expect(response.statusCode).toBe(404);
     expect(response.json()).toEqual({
       error: 'not_found',
-      message: 'No route GET /nope. See the README for the endpoints.',
+      message: 'No route GET /nope. See GET /docs for the endpoints.',
     });
   });
 

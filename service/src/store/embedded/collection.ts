@@ -2,6 +2,7 @@
 // changes for the vector index in the same transaction; searches take candidates from the index and
 // re-score them exactly from the rows, so a stale index entry can only cost time, never a wrong answer.
 import { l2Normalize } from '../../embedding/model.js';
+import { ItemFields } from '../../schemas/records.js';
 import type { Collection, CollectionInfo, ImageRecord, ItemMatch, ScrollPage } from '../port.js';
 import type { EmbeddedStore } from './store.js';
 
@@ -157,6 +158,17 @@ export class EmbeddedCollection implements Collection {
         return [...best.values()].sort((a, b) => b.score - a.score).slice(0, limit);
       }
     }
+  }
+
+  async updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number> {
+    const resolved = this.store.resolve(this.name);
+    // Column names come from the record schema, never from the caller.
+    const columns = Object.keys(patch).filter((key) => key !== 'item_id' && key in ItemFields.properties);
+    if (!resolved || columns.length === 0) return 0;
+    const values = columns.map((column) => patch[column as keyof typeof patch] ?? null);
+    return this.db
+      .prepare(`UPDATE points SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE collection = ? AND item_id = ?`)
+      .run(...values, resolved.name, itemId).changes;
   }
 
   async deleteImages(imageIds: string[]): Promise<void> {

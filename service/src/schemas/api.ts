@@ -1,0 +1,103 @@
+// Request and response bodies of the API, built from the record shapes in records.ts (picked, never
+// restated). Fastify validates and serializes with them (a field that is not declared can never leak into
+// a response), TypeScript types come from them, and @fastify/swagger turns them into the OpenAPI document.
+// Multipart forms are declared here too: the intake checks the fields against them, and the OpenAPI
+// document shows them as the request body.
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
+import { ImageRecord, ItemFields, ItemId } from './records.js';
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.String({ description: 'Stable code (see the error table in the README).' }),
+    message: Type.String({ description: 'What went wrong and what to do.' }),
+  },
+  { $id: 'ErrorBody' },
+);
+
+/** A stored image as the API shows it (the file path on disk stays internal). */
+export const StoredImage = Type.Omit(ImageRecord, ['file'], { $id: 'StoredImage' });
+export type StoredImage = Static<typeof StoredImage>;
+
+/** One image in an item view: the image's own fields, not the item's. */
+export const ItemImage = Type.Pick(ImageRecord, ['image_id', 'bytes', 'sha256', 'model', 'created_at']);
+
+export const ItemView = Type.Object(
+  { ...ItemFields.properties, images: Type.Array(ItemImage) },
+  { $id: 'Item', description: 'An item and its images, oldest first.' },
+);
+
+export const ItemParams = Type.Object({ item_id: ItemId });
+export type ItemParams = Static<typeof ItemParams>;
+
+/** PATCH /items/{item_id}: the item fields that may change (not the id); at least one. */
+export const ItemPatch = Type.Partial(Type.Omit(ItemFields, ['item_id']), {
+  additionalProperties: false,
+  minProperties: 1,
+  $id: 'ItemPatch',
+});
+export type ItemPatch = Static<typeof ItemPatch>;
+
+export const SearchHit = Type.Composite([
+  Type.Pick(ImageRecord, ['item_id', 'item_name', 'item_code']),
+  Type.Object({ score: Type.Number({ description: 'Cosine similarity of the best image (1 = identical).' }) }),
+  Type.Pick(ImageRecord, ['image_id']),
+]);
+export const SearchResult = Type.Object(
+  { results: Type.Array(SearchHit, { description: 'One row per item, best first.' }) },
+  { $id: 'SearchResult' },
+);
+
+export const EmbedResult = Type.Object({
+  model: Type.String(),
+  dim: Type.Integer(),
+  vector: Type.Array(Type.Number(), { description: 'Unit-length embedding, as the service stores it.' }),
+});
+
+export const DeletedItem = Type.Object({ item_id: ItemId, deleted_images: Type.Integer() });
+export const DeletedAll = Type.Object({ deleted_images: Type.Integer() });
+export const Health = Type.Object({ status: Type.Literal('ok') });
+export const Ready = Type.Object({
+  status: Type.Literal('ready'),
+  store: Type.String({ description: 'embedded or qdrant' }),
+  collection: Type.String({ description: 'The collection QDRANT_COLLECTION resolves to.' }),
+  model: Type.String(),
+  dim: Type.Integer(),
+});
+
+// ---- multipart forms (text fields; the image comes as a `file` part or an `image_url` field) ----
+
+/** A form text field that may be blank (blank = absent). */
+const OptionalText = (description: string) =>
+  Type.Optional(Type.String({ maxLength: 1024, description: `${description} Blank = not given.` }));
+
+const ImageSource = {
+  image_url: Type.Optional(
+    Type.String({ maxLength: 8192, description: 'http(s) URL of the image, instead of a `file` part.' }),
+  ),
+};
+
+export const IngestForm = Type.Object({
+  item_id: ItemId,
+  item_name: OptionalText('Display name.'),
+  item_code: OptionalText('Code, e.g. ERPNext item_code.'),
+  ...ImageSource,
+});
+
+export const AddImageForm = Type.Object({ ...ImageSource });
+export const EmbedForm = Type.Object({ ...ImageSource });
+
+export const searchForm = (maxTopK: number) =>
+  Type.Object({
+    top_k: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: maxTopK,
+        default: 5,
+        description: 'Items to return.',
+        'x-error-code': 'invalid_top_k',
+      }),
+    ),
+    ...ImageSource,
+  });
+
+export type Form<T extends TProperties> = Static<TObject<T>>;
