@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeJsonAtomic } from '../scripts/files.js';
+import { writeJsonAtomic } from '../service/src/lib/files.js';
 import { apiExposure, ConfigError, FIELDS, loadConfig, type DeployConfig, type FieldName } from './config.js';
 
 /** The repository root (cdk.json's directory): relative settings paths start here. */

@@ -6,7 +6,7 @@ import { readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { CollectionInfo } from '../service/src/store/port.js';
 import { OpsError } from './cli.js';
-import { fileStat, fsyncDir, readJson, writeJsonAtomic } from './files.js';
+import { fileStat, fsyncDir, readJson, writeJsonAtomic } from '../service/src/lib/files.js';
 import type { MigrationState } from './migration-state.js';
 
 export const MANIFEST_FORMAT = 'erp-image-search-backup/1';
@@ -37,7 +37,7 @@ export interface SnapshotEntry {
 export interface BackupManifest {
   format: typeof MANIFEST_FORMAT;
   id: string;
-  created_at: string;
+  createdAt: string;
   finishedAt: string;
   store: 'embedded' | 'qdrant';
   /** QDRANT_COLLECTION when the backup was taken. */

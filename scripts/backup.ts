@@ -1,20 +1,14 @@
 // `ops backup`: one complete, verified backup of vectors and images per run, then retention.
 //
-// Embedded store: an online copy of the SQLite database through SQLite's backup API (consistent while
-// the API keeps writing), then the images its points name. A point whose item is deleted between the
-// copy and the image pass is also removed from the copy, so the backup is consistent in itself.
-//
-// Qdrant: a collection snapshot of every collection of this deployment (QDRANT_COLLECTION and the
-// <alias>_<model>_<dim> collections, among them the one a migration keeps for rollback), downloaded
-// and checked against the sha256 Qdrant reports, then the images. Collection snapshots do not contain
-// aliases; the manifest records them and restore recreates them. (A full-storage snapshot would hold
-// them, but Qdrant loads one only when it is restarted with --storage-snapshot, which a restore into
-// the running stack cannot do.)
+// The store's part is the adapter's own (StoreBackup): the embedded store copies its database online,
+// Qdrant takes collection snapshots. Then the images its points name are copied (unchanged ones
+// hard-linked from the previous backup). Where the store's copy can be edited (embedded), a point whose
+// item was deleted between the copy and the image pass is removed from the copy, so the backup is
+// consistent in itself; a Qdrant snapshot cannot be edited, and the check after a restore lists such points.
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageFiles } from '../service/src/catalog/image-files.js';
-import { EmbeddedStore, openEmbeddedStore } from '../service/src/store/embedded/store.js';
-import type { CollectionInfo, VectorStore } from '../service/src/store/port.js';
+import type { CollectionInfo, StoreBackup, VectorStore } from '../service/src/store/port.js';
 import {
   backupIdFor,
   finishBackup,
@@ -25,14 +19,11 @@ import {
   readManifest,
   removeLeftovers,
   type BackupManifest,
-  type SnapshotEntry,
 } from './backup-dir.js';
 import { formatBytes, OpsError, type Reporter } from './cli.js';
-import { sha256File } from './files.js';
 import { backupImages, type ImageBackupResult } from './image-backup.js';
 import { readMigrationState } from './migration-state.js';
 import { scanPoints } from './points.js';
-import type { QdrantSnapshots } from './qdrant-snapshots.js';
 
 export interface BackupDeps {
   store: VectorStore;
@@ -42,8 +33,8 @@ export interface BackupDeps {
   backupDir: string;
   keep: number;
   reporter: Reporter;
-  /** Required for the Qdrant store. */
-  snapshots?: QdrantSnapshots;
+  /** The store's backup capability (service/src/store/open-store.ts storeBackup). */
+  backup: StoreBackup;
   now?: () => Date;
 }
 
@@ -68,9 +59,6 @@ export interface BackupSummary {
   /** Images missing although their point exists (backed up without them). */
   missing: number;
 }
-
-/** Where a run keeps the database copy: a directory the embedded store can open as its own. */
-const DATABASE_DIR = 'store';
 
 interface Owner {
   collection: string;
@@ -168,20 +156,16 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
   const work = partialDir(backupDir, id);
   await mkdir(work, { recursive: true });
   const previous = await previousImages(backupDir);
-  const createdSnapshots: SnapshotEntry[] = [];
-  let body: BackupBody;
+  let body: BackupBody | undefined;
   let manifest: BackupManifest;
   let dir: string;
   try {
-    body =
-      store.kind === 'embedded'
-        ? await backupEmbedded(deps, work, previous)
-        : await backupQdrant(deps, work, previous, createdSnapshots);
+    body = await backupBody(deps, work, previous);
     const migration = await readMigrationState(backupDir, alias);
     manifest = {
       format: MANIFEST_FORMAT,
       id,
-      created_at: started.toISOString(),
+      createdAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
       store: store.kind,
       alias,
@@ -191,8 +175,7 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
     dir = (await finishBackup(backupDir, manifest)).dir;
   } catch (error) {
     await rm(work, { recursive: true, force: true });
-    for (const snapshot of createdSnapshots)
-      await deps.snapshots?.delete(snapshot.collection, snapshot.name).catch(() => undefined);
+    await deps.backup.forget(body?.manifest.snapshots ?? []).catch(() => undefined);
     throw error;
   }
   const storeBytes = manifest.database?.size ?? (manifest.snapshots ?? []).reduce((sum, s) => sum + s.size, 0);
@@ -202,9 +185,7 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
       `${manifest.images.count} images (${body.images.copied} copied, ${body.images.linked} unchanged and ` +
       `linked); ${formatBytes(size)} in ${dir}`,
   );
-  const retention = await pruneBackups(backupDir, deps.keep, async (old) => {
-    for (const snapshot of old.snapshots ?? []) await deps.snapshots?.delete(snapshot.collection, snapshot.name);
-  });
+  const retention = await pruneBackups(backupDir, deps.keep, (old) => deps.backup.forget(old.snapshots ?? []));
   for (const gone of retention.deleted) reporter.info(`deleted old backup ${gone} (keeping the newest ${deps.keep})`);
   return {
     what: 'backup',
@@ -225,29 +206,29 @@ export async function runBackup(deps: BackupDeps): Promise<BackupSummary> {
   };
 }
 
-async function backupEmbedded(deps: BackupDeps, work: string, previous: PreviousImages): Promise<BackupBody> {
-  const { store, files, reporter } = deps;
-  if (!(store instanceof EmbeddedStore)) throw new Error('backupEmbedded needs the embedded store');
-  const databaseDir = path.join(work, DATABASE_DIR);
-  await mkdir(databaseDir, { recursive: true });
-  const databaseFile = path.join(databaseDir, path.basename(store.databasePath));
-  reporter.info(`copying the database ${store.databasePath} (SQLite online backup)`);
-  await store.backupTo(databaseFile);
-
-  // From here on the copy is the truth: its points decide which images belong to the backup.
-  const copy = openEmbeddedStore({ dataDir: databaseDir });
-  let images: ImageBackupResult;
-  let absent: Awaited<ReturnType<typeof sortAbsent>>;
-  let points: number;
-  let collections: CollectionInfo[];
-  let aliases: Record<string, string>;
-  try {
-    aliases = await copy.listAliases();
-    const listed = await imagesOf(
-      copy,
-      (await copy.listCollections()).map((c) => c.name),
+/** The store's copy, then the images its points name; the copy drops points deleted meanwhile if it can. */
+async function backupBody(deps: BackupDeps, work: string, previous: PreviousImages): Promise<BackupBody> {
+  const { store, files, alias, reporter } = deps;
+  const allAliases = await store.listAliases();
+  const own = ownCollections(await store.listCollections(), alias, allAliases);
+  if (own.length === 0) {
+    throw new OpsError(
+      `the ${store.kind} store has no collection ${alias} (QDRANT_COLLECTION) and no ${alias}_* collections; ` +
+        'nothing to back up',
     );
-    images = await backupImages({
+  }
+  reporter.info(`copying the ${store.kind} store (${own.map((c) => c.name).join(', ')})`);
+  const dump = await deps.backup.dump(work, own);
+  try {
+    // From here on the copy is the truth: its points decide which images belong to the backup.
+    const source = dump.points;
+    const collections = dump.editable ? await source.listCollections() : own;
+    const names = new Set(collections.map((c) => c.name));
+    const aliases = Object.fromEntries(
+      Object.entries(dump.editable ? await source.listAliases() : allAliases).filter(([, to]) => names.has(to)),
+    );
+    const listed = await imagesOf(source, [...names]);
+    const images = await backupImages({
       sourceRoot: files.root,
       targetRoot: path.join(work, 'images'),
       wanted: listed.wanted,
@@ -255,94 +236,44 @@ async function backupEmbedded(deps: BackupDeps, work: string, previous: Previous
       reporter,
     });
     reportMismatches(images, reporter);
-    absent = await sortAbsent(store, listed.owners, images.vanished, reporter);
-    // Points deleted during the backup leave the copy too: the backup then matches a moment just after it.
-    for (const { collection, image_id } of absent.deleted) await copy.collection(collection).deleteImages([image_id]);
-    points = listed.points - absent.deleted.length;
-    collections = await copy.listCollections();
-  } finally {
-    await copy.close();
-  }
-  await rm(path.join(databaseDir, 'index'), { recursive: true, force: true }); // derived data, rebuilt on restore
-  const digest = await sha256File(databaseFile);
-  return {
-    manifest: {
-      aliases,
-      collections,
-      database: { file: path.relative(work, databaseFile), size: digest.size, sha256: digest.sha256 },
-      images: {
-        count: images.files.length,
-        bytes: images.bytes,
-        vanished: absent.vanished,
-        missing: absent.missing,
-        files: images.files,
+    const absent = await sortAbsent(store, listed.owners, images.vanished, reporter);
+    let points = listed.points;
+    if (dump.editable) {
+      // Points deleted during the backup leave the copy too: the backup then matches a moment just after it.
+      for (const { collection, image_id } of absent.deleted)
+        await source.collection(collection).deleteImages([image_id]);
+      points -= absent.deleted.length;
+    }
+    const final = dump.editable ? await source.listCollections() : collections;
+    const storeFiles = await dump.seal();
+    return {
+      manifest: {
+        aliases,
+        collections: final,
+        ...(store.kind === 'embedded'
+          ? { database: storeFiles[0] }
+          : {
+              snapshots: storeFiles.map((f) => ({
+                collection: f.collection!,
+                name: f.name!,
+                file: f.file,
+                size: f.size,
+                sha256: f.sha256,
+              })),
+            }),
+        images: {
+          count: images.files.length,
+          bytes: images.bytes,
+          vanished: absent.vanished,
+          missing: absent.missing,
+          files: images.files,
+        },
       },
-    },
-    images,
-    points,
-  };
-}
-
-async function backupQdrant(
-  deps: BackupDeps,
-  work: string,
-  previous: PreviousImages,
-  created: SnapshotEntry[],
-): Promise<BackupBody> {
-  const { store, files, alias, reporter, snapshots } = deps;
-  if (!snapshots) throw new Error('backupQdrant needs QdrantSnapshots');
-  const allAliases = await store.listAliases();
-  const collections = ownCollections(await store.listCollections(), alias, allAliases);
-  if (collections.length === 0)
-    throw new OpsError(
-      `Qdrant has no collection ${alias} (QDRANT_COLLECTION) and no ${alias}_* collections; nothing to back up`,
-    );
-  const names = new Set(collections.map((c) => c.name));
-  const aliases = Object.fromEntries(Object.entries(allAliases).filter(([, target]) => names.has(target)));
-
-  for (const collection of collections) {
-    reporter.info(`snapshot of ${collection.name} (${collection.points} points)`);
-    const description = await snapshots.create(collection.name);
-    const entry: SnapshotEntry = {
-      collection: collection.name,
-      name: description.name,
-      file: path.join('snapshots', collection.name, description.name),
-      size: description.size,
-      sha256: '',
+      images,
+      points,
     };
-    created.push(entry);
-    if (!description.checksum)
-      reporter.warn(`Qdrant reported no checksum for ${description.name}; only its size is verified`);
-    const digest = await snapshots.download(collection.name, description, path.join(work, entry.file));
-    entry.sha256 = digest.sha256;
+  } catch (error) {
+    await dump.abort();
+    throw error;
   }
-  // After the snapshots: every file their points name still exists, or was deleted with its item.
-  const listed = await imagesOf(store, [...names]);
-  const images = await backupImages({
-    sourceRoot: files.root,
-    targetRoot: path.join(work, 'images'),
-    wanted: listed.wanted,
-    previous,
-    reporter,
-  });
-  reportMismatches(images, reporter);
-  // A snapshot cannot be edited: points of items deleted meanwhile stay in it, and the check after a
-  // restore lists them.
-  const absent = await sortAbsent(store, listed.owners, images.vanished, reporter);
-  return {
-    manifest: {
-      aliases,
-      collections,
-      snapshots: created,
-      images: {
-        count: images.files.length,
-        bytes: images.bytes,
-        vanished: absent.vanished,
-        missing: absent.missing,
-        files: images.files,
-      },
-    },
-    images,
-    points: listed.points,
-  };
 }

@@ -5,8 +5,9 @@
 import path from 'node:path';
 import type { ImageFiles } from '../service/src/catalog/image-files.js';
 import type { VectorStore } from '../service/src/store/port.js';
+import { finishInterrupted } from '../service/src/catalog/recovery.js';
 import { OpsError, type Reporter } from './cli.js';
-import { forEachLimited, isNotFound, sha256File } from './files.js';
+import { forEachLimited, isNotFound, sha256File } from '../service/src/lib/files.js';
 import { scanPoints } from './points.js';
 
 export interface ConsistencyReport {
@@ -98,4 +99,22 @@ export function describeConsistency(report: ConsistencyReport, reporter: Reporte
     `${report.filesWithoutPoint.length} files without point` +
     (report.hashMismatches.length > 0 ? `, ${report.hashMismatches.length} files changed since ingest` : '');
   return `${report.collection} (${report.alias}) ${report.ok ? 'is consistent' : 'is NOT consistent'}: ${counts}`;
+}
+
+/** `check --repair`, step one: what a crash interrupted (see service/src/catalog/recovery.ts). */
+export async function repairInterrupted(store: VectorStore, files: ImageFiles, alias: string, reporter: Reporter) {
+  const info = await store.collection(alias).info();
+  if (!info)
+    throw new OpsError(`there is no collection or alias ${alias} in the ${store.kind} store; nothing to repair`);
+  return finishInterrupted({
+    collection: store.collection(info.name),
+    files,
+    log: { info: (m) => reporter.info(m), warn: (m) => reporter.warn(m) },
+    stagedOlderThanMs: 10 * 60_000,
+  });
+}
+
+/** `check --repair`, step two: files no point refers to. */
+export async function removeOrphans(files: ImageFiles, orphans: string[]): Promise<void> {
+  await forEachLimited(orphans, 8, (file) => files.remove(file));
 }

@@ -14,7 +14,7 @@ import {
   isNotFound,
   linkOrCopy,
   sha256File,
-} from './files.js';
+} from '../service/src/lib/files.js';
 
 const CONCURRENCY = 8;
 

@@ -34,7 +34,7 @@ import {
   type VectorStore,
 } from '../service/src/store/port.js';
 import { OpsError, type Reporter } from './cli.js';
-import { isNotFound, pathExists } from './files.js';
+import { isNotFound, pathExists } from '../service/src/lib/files.js';
 import {
   readMigrationState,
   removeMigrationState,

@@ -9,7 +9,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { OpsError } from './cli.js';
-import { writeJsonAtomic } from './files.js';
+import { writeJsonAtomic } from '../service/src/lib/files.js';
 
 export const MIGRATION_FORMAT = 'erp-image-search-migration/1';
 

@@ -12,8 +12,14 @@ import { ImageFiles } from '../service/src/catalog/image-files.js';
 import { ConfigError, loadConfig, type Config } from '../service/src/config.js';
 import { ModelError } from '../service/src/embedding/model.js';
 import { ModelRegistry } from '../service/src/embedding/registry.js';
-import { openStore } from '../service/src/store/open-store.js';
-import { StoreUnavailableError, type VectorStore } from '../service/src/store/port.js';
+import { openStore, storeBackup } from '../service/src/store/open-store.js';
+import {
+  StoreBackupError,
+  StoreFullError,
+  StoreUnavailableError,
+  type VectorStore,
+} from '../service/src/store/port.js';
+import { SchemaError } from '../service/src/store/embedded/schema.js';
 import { runBackup } from './backup.js';
 import {
   consoleReporter,
@@ -27,12 +33,11 @@ import {
   type ParsedOptions,
   type Reporter,
 } from './cli.js';
-import { checkConsistency, describeConsistency } from './consistency.js';
+import { checkConsistency, describeConsistency, removeOrphans, repairInterrupted } from './consistency.js';
 import { ebsSnapshot } from './ebs-snapshot.js';
 import { detectEc2 } from './ec2-metadata.js';
 import { dropOld, migrate, rollback, type MigrateDeps } from './migrate.js';
 import { acquireOpsLock } from './ops-lock.js';
-import { QdrantSnapshots } from './qdrant-snapshots.js';
 import { runRestore } from './restore.js';
 
 interface Context {
@@ -66,9 +71,6 @@ async function withStore<T>(context: Context, work: (store: VectorStore) => Prom
     await store.close();
   }
 }
-
-const snapshotsFor = (config: Config) =>
-  config.qdrantUrl ? new QdrantSnapshots(config.qdrantUrl, config.qdrantApiKey) : undefined;
 
 function ec2Client(region: string): EC2Client {
   return new EC2Client({ region });
@@ -111,7 +113,7 @@ const backup: Command = {
         backupDir: config.backupDir,
         keep,
         reporter,
-        snapshots: snapshotsFor(config),
+        backup: storeBackup(config, store, storeLog(reporter)),
       }),
     );
   },
@@ -142,9 +144,8 @@ const restore: Command = {
         files: new ImageFiles(config.imageStorageDir),
         alias: config.collection,
         backupDir: config.backupDir,
-        dataDir: config.dataDir,
         reporter,
-        snapshots: snapshotsFor(config),
+        backupOf: (store) => storeBackup(config, store, storeLog(reporter)),
       },
       { backup: stringOption(options.backup) },
     );
@@ -161,19 +162,39 @@ const check: Command = {
         type: 'boolean',
         description: 'Also read every file and compare it with the sha256 recorded at ingest.',
       },
+      repair: {
+        type: 'boolean',
+        description:
+          'First finish what a crash interrupted (journaled deletes, staged files older than 10 minutes), then ' +
+          'remove image files that belong to no point; each is reported. Safe while the API runs.',
+      },
     },
-    details: 'Exits 1 when something is inconsistent (the first findings are listed).',
+    details:
+      'Exits 1 when something is inconsistent (the first findings are listed). Points without a file cannot be ' +
+      'repaired here: restore the files from a backup (npm run ops -- restore) or delete those items.',
   },
   async run(options, context) {
     const { config, reporter } = context;
     return withStore(context, async (store) => {
-      const report = await checkConsistency({
+      const files = new ImageFiles(config.imageStorageDir);
+      const repair = options.repair === true;
+      let repaired = {
+        ...(repair ? await repairInterrupted(store, files, config.collection, reporter) : {}),
+        removedFiles: 0,
+      };
+      let report = await checkConsistency({
         store,
-        files: new ImageFiles(config.imageStorageDir),
+        files,
         alias: config.collection,
         verifyHashes: options['verify-hashes'] === true,
         reporter,
       });
+      if (repair && report.filesWithoutPoint.length > 0) {
+        for (const file of report.filesWithoutPoint) reporter.warn(`removing ${file}: it belongs to no point`);
+        await removeOrphans(files, report.filesWithoutPoint);
+        repaired = { ...repaired, removedFiles: report.filesWithoutPoint.length };
+        report = await checkConsistency({ store, files, alias: config.collection, reporter });
+      }
       const verdict = describeConsistency(report, reporter);
       reporter.summary({
         what: 'check',
@@ -183,6 +204,7 @@ const check: Command = {
         pointsWithoutFile: report.pointsWithoutFile.length,
         filesWithoutPoint: report.filesWithoutPoint.length,
         hashMismatches: report.hashMismatches.length,
+        ...(repair ? { repaired } : {}),
         ok: report.ok,
       });
       if (!report.ok) throw new OpsError(verdict);
@@ -373,7 +395,15 @@ function overview(): string {
 }
 
 /** Failures whose message is meant for the operator; anything else is a bug and shows its stack. */
-const EXPECTED = [OpsError, ConfigError, ModelError, StoreUnavailableError];
+const EXPECTED = [
+  OpsError,
+  ConfigError,
+  ModelError,
+  StoreUnavailableError,
+  StoreBackupError,
+  StoreFullError,
+  SchemaError,
+];
 
 async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [name, ...rest] = argv;

@@ -13,11 +13,12 @@ import {
   writeMigrationState,
   type MigrationState,
 } from '../../scripts/migration-state.js';
-import { QdrantSnapshots } from '../../scripts/qdrant-snapshots.js';
+import { storeBackup } from '../../service/src/store/open-store.js';
+import { QdrantSnapshots } from '../../service/src/store/qdrant/snapshots.js';
 import { runRestore, type RestoreDeps } from '../../scripts/restore.js';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
-import { createQdrantStore } from '../../service/src/store/qdrant.js';
+import { createQdrantStore } from '../../service/src/store/qdrant/store.js';
 import type { TestApp } from '../support/app.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';
 import { addImage, ingest, picture, recordingReporter, search, STORES } from './helpers.js';
@@ -45,7 +46,7 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
     backupDir,
     keep: 3,
     reporter: recordingReporter(),
-    snapshots: double && new QdrantSnapshots(double.url),
+    backup: storeBackup(t.config, t.store, { info: () => {}, warn: () => {} }),
     now: () => new Date((clock += 60_000)),
     ...overrides,
   });
@@ -57,9 +58,8 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
     files: new ImageFiles(t.config.imageStorageDir),
     alias: 'items',
     backupDir,
-    dataDir: t.config.dataDir,
     reporter: recordingReporter(),
-    snapshots: double && new QdrantSnapshots(double.url),
+    backupOf: (store) => storeBackup(t.config, store, { info: () => {}, warn: () => {} }),
     ...overrides,
   });
 
@@ -96,7 +96,9 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
       for (const entry of storeFiles) expect(statSync(path.join(ref.dir, entry.file)).size).toBe(entry.size);
       if (double) {
         // The snapshot is the one Qdrant made, checked against the checksum Qdrant reported.
-        const inQdrant = await new QdrantSnapshots(double.url).list('items_test_model_64');
+        const inQdrant = await new QdrantSnapshots(createQdrantStore({ url: double.url }), double.url).list(
+          'items_test_model_64',
+        );
         expect(inQdrant.map((s) => s.name)).toEqual([manifest.snapshots![0].name]);
         expect(inQdrant[0].checksum).toBe(manifest.snapshots![0].sha256);
       }
@@ -134,7 +136,11 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
       kept.images.files[0].size,
     );
     if (double) {
-      const names = (await new QdrantSnapshots(double.url).list('items_test_model_64')).map((s) => s.name).sort();
+      const names = (
+        await new QdrantSnapshots(createQdrantStore({ url: double.url }), double.url).list('items_test_model_64')
+      )
+        .map((s) => s.name)
+        .sort();
       const expected = await Promise.all(
         [third.id, second.id].map(
           async (id) => (await readManifest({ id, dir: path.join(backupDir, id) })).snapshots![0].name,
@@ -153,7 +159,10 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
       });
       await expect(runBackup(deps({ reporter: crashing }))).rejects.toThrow('disk gone');
       expect(readdirSync(backupDir)).toEqual([]);
-      if (double) expect(await new QdrantSnapshots(double.url).list('items_test_model_64')).toEqual([]);
+      if (double)
+        expect(
+          await new QdrantSnapshots(createQdrantStore({ url: double.url }), double.url).list('items_test_model_64'),
+        ).toEqual([]);
 
       mkdirSync(path.join(backupDir, '.partial-20260101T000000000Z', 'images'), { recursive: true });
       const reporter = recordingReporter();

@@ -4,7 +4,7 @@
 import { expect } from 'vitest';
 import type { Reporter } from '../../scripts/cli.js';
 import { ModelRegistry } from '../../service/src/embedding/registry.js';
-import { createQdrantStore } from '../../service/src/store/qdrant.js';
+import { createQdrantStore } from '../../service/src/store/qdrant/store.js';
 import { multipart, startTestApp, type TestApp } from '../support/app.js';
 import * as images from '../support/images.js';
 import { QdrantDouble } from '../support/qdrant-double.js';

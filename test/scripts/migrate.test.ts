@@ -13,7 +13,7 @@ import { ImageFiles, sha256Hex } from '../../service/src/catalog/image-files.js'
 import type { ModelRegistry } from '../../service/src/embedding/registry.js';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
-import { createQdrantStore, type QdrantStore } from '../../service/src/store/qdrant.js';
+import { createQdrantStore, type QdrantStore } from '../../service/src/store/qdrant/store.js';
 import type { TestApp } from '../support/app.js';
 import { writeTestModel } from '../support/onnx-model.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';

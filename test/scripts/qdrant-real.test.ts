@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../scripts/backup.js';
 import { checkConsistency } from '../../scripts/consistency.js';
 import { dropOld, migrate, rollback, type MigrateDeps } from '../../scripts/migrate.js';
-import { QdrantSnapshots } from '../../scripts/qdrant-snapshots.js';
+import { storeBackup } from '../../service/src/store/open-store.js';
+import { QdrantSnapshots } from '../../service/src/store/qdrant/snapshots.js';
 import { runRestore } from '../../scripts/restore.js';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
 import type { ModelRegistry } from '../../service/src/embedding/registry.js';
-import { createQdrantStore, type QdrantStore } from '../../service/src/store/qdrant.js';
+import { createQdrantStore, type QdrantStore } from '../../service/src/store/qdrant/store.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { writeTestModel } from '../support/onnx-model.js';
 import { realQdrantSkipReason } from '../support/real-qdrant.js';
@@ -29,10 +30,8 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
   let store: QdrantStore;
   let models: ModelRegistry;
   let newModel: string;
-  let snapshots: QdrantSnapshots;
 
   beforeAll(async () => {
-    snapshots = new QdrantSnapshots(url, apiKey);
     t = await startTestApp({
       model: { name: 'mobilenet_v3_small', dim: 576, seed: 1 },
       env: { QDRANT_URL: url, ...(apiKey ? { QDRANT_API_KEY: apiKey } : {}), QDRANT_COLLECTION: alias },
@@ -50,6 +49,7 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
   });
 
   afterAll(async () => {
+    const snapshots = new QdrantSnapshots(store, url, apiKey);
     for (const collection of await store.listCollections().catch(() => [])) {
       if (collection.name !== alias && !collection.name.startsWith(`${alias}_`)) continue;
       for (const snapshot of await snapshots.list(collection.name).catch(() => []))
@@ -72,7 +72,7 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
       backupDir: backupDir(),
       keep: 2,
       reporter: recordingReporter(),
-      snapshots,
+      backup: storeBackup(t.config, store, { info: () => {}, warn: () => {} }),
     });
     expect(backup).toMatchObject({ store: 'qdrant', points: 4, images: 4 });
     expect((await t.app.inject({ method: 'DELETE', url: '/items/SKU-2' })).statusCode).toBe(200);
@@ -82,9 +82,8 @@ describe.skipIf(skip !== undefined)(`ops on a real Qdrant at QDRANT_URL${skip ? 
       files: files(),
       alias,
       backupDir: backupDir(),
-      dataDir: t.config.dataDir,
       reporter: recordingReporter(),
-      snapshots,
+      backupOf: (opened) => storeBackup(t.config, opened, { info: () => {}, warn: () => {} }),
     });
     expect(restored.check).toMatchObject({ points: 4, pointsWithoutFile: 0, filesWithoutPoint: 0, ok: true });
     expect(

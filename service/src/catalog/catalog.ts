@@ -16,6 +16,7 @@ import {
 } from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock, SharedExclusiveLock } from './locks.js';
+import { finishInterrupted } from './recovery.js';
 import type { Log } from '../log.js';
 import { ItemFields } from '../schemas/records.js';
 
@@ -102,51 +103,13 @@ export class Catalog {
       );
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
-    await catalog.recoverStaged(catalog.live.collection);
-    await catalog.recoverDeletes(catalog.live.collection);
+    await finishInterrupted({ collection: catalog.live.collection, files: options.files, log });
     // The first search should not pay for loading the index. Embedded: the work happens right here, before
     // the server listens. Qdrant: it indexes on its own and answers meanwhile; waiting is only logged.
     store
       .prepareIndex(info.name)
       .catch((error: unknown) => log.warn(`Index of ${info.name} not ready: ${(error as Error).message}`));
     return catalog;
-  }
-
-  /** Files left in staging by a crash: finish those whose point was written, remove the others. */
-  private async recoverStaged(collection: Collection): Promise<void> {
-    const { files, log } = this.options;
-    for (const imageId of await files.staged()) {
-      const record = await collection.image(imageId);
-      if (record) {
-        await files.commit(imageId, record.file);
-        log.warn(
-          `Recovered image ${imageId} of item ${JSON.stringify(record.item_id)} left in staging by an ` +
-            `interrupted ingest.`,
-        );
-      } else {
-        await files.discard(imageId);
-        log.warn(`Removed staged file ${imageId}: its ingest was interrupted before the point was written.`);
-      }
-    }
-  }
-
-  /** Deletes a crash interrupted: carried out again (each step can be repeated), then forgotten. */
-  private async recoverDeletes(collection: Collection): Promise<void> {
-    const { files, log } = this.options;
-    for (const { id, intent } of await files.interruptedDeletes()) {
-      if (!intent) {
-        log.warn(`Removed an unreadable delete intent ${id} from the journal.`);
-      } else if (intent.op === 'wipe') {
-        await collection.deleteAll();
-        await files.wipe();
-        log.warn('Finished emptying the catalog (DELETE /items), which a crash had interrupted.');
-      } else {
-        await collection.deleteImages(intent.images.map((image) => image.image_id));
-        await Promise.all(intent.images.map((image) => files.remove(image.file)));
-        log.warn(`Finished deleting ${intent.images.length} image(s), which a crash had interrupted.`);
-      }
-      await files.endDelete(id);
-    }
   }
 
   /**

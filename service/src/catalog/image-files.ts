@@ -12,6 +12,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { insideRoot } from '../lib/files.js';
 
 const INCOMING = '.incoming';
 const JOURNAL = '.journal';
@@ -71,15 +72,6 @@ async function removeTree(target: string): Promise<void> {
   }
 }
 
-/** `relative` resolved under `root`; refuses absolute paths and any path that would leave `root`. */
-export function insideRoot(root: string, relative: string, what = root): string {
-  const resolved = path.resolve(root, relative);
-  if (path.isAbsolute(relative) || !resolved.startsWith(path.resolve(root) + path.sep)) {
-    throw new Error(`Refusing a path outside ${what}: ${JSON.stringify(relative)}`);
-  }
-  return resolved;
-}
-
 /** The entries of a directory; none when it does not exist (yet). */
 async function entriesOf(dir: string): Promise<string[]> {
   try {
@@ -126,8 +118,18 @@ export class ImageFiles {
     await rm(this.incoming(imageId), { force: true });
   }
 
-  staged(): Promise<string[]> {
-    return entriesOf(path.join(this.root, INCOMING));
+  /** Image ids in staging, optionally only those untouched for `olderThanMs`. */
+  async staged(olderThanMs = 0): Promise<string[]> {
+    const dir = path.join(this.root, INCOMING);
+    const ids = await entriesOf(dir);
+    if (olderThanMs <= 0) return ids;
+    const cutoff = Date.now() - olderThanMs;
+    const old: string[] = [];
+    for (const id of ids) {
+      const info = await stat(path.join(dir, id)).catch(() => undefined);
+      if (info && info.mtimeMs < cutoff) old.push(id);
+    }
+    return old;
   }
 
   async read(relative: string): Promise<Buffer> {

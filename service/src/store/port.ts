@@ -76,6 +76,49 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
 
+/** One file of a store's part of a backup (paths relative to the backup directory). */
+export interface DumpFile {
+  file: string;
+  size: number;
+  sha256: string;
+  /** Qdrant: the collection and the snapshot name inside Qdrant. */
+  collection?: string;
+  name?: string;
+}
+
+/** A store's copy of its collections, in the making (see StoreBackup.dump). */
+export interface StoreDump {
+  /** The store whose points the backup holds: a copy (embedded) or the live store (Qdrant). */
+  points: VectorStore;
+  /** True when points deleted during the backup can still be removed from the copy. */
+  editable: boolean;
+  /** Finishes the copy and describes its files. */
+  seal(): Promise<DumpFile[]>;
+  /** Removes what an unfinished dump made. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Backup and restore, as each adapter does them (the operator commands drive them and never touch a
+ * store's own files): embedded copies its database online and replaces it offline; Qdrant takes and
+ * recovers collection snapshots.
+ */
+export interface StoreBackup {
+  readonly kind: 'embedded' | 'qdrant';
+  dump(dir: string, collections: CollectionInfo[]): Promise<StoreDump>;
+  /** Throws StoreBackupError when a restore cannot run now (embedded: something has the database open). */
+  assertRestorable(): Promise<void>;
+  /** Puts a verified dump back; `previous` says where replaced data was kept, if anywhere. */
+  restore(dir: string, files: DumpFile[], aliases: Record<string, string>): Promise<{ previous?: string }>;
+  /** Forgets what a dump left inside the store (Qdrant's snapshots), when its backup is pruned or failed. */
+  forget(files: DumpFile[]): Promise<void>;
+}
+
+/** A backup or restore step of a store adapter failed; the message says why and what to do. */
+export class StoreBackupError extends Error {
+  override name = 'StoreBackupError';
+}
+
 /** The store's disk is full: nothing was written; it works again once space is freed. */
 export class StoreFullError extends Error {
   override name = 'StoreFullError';

@@ -1,7 +1,7 @@
 // The HTTP contract once more with the Qdrant adapter behind it (talking to the strict Qdrant double),
 // including a Qdrant outage: 503 while it is down, normal service once it is back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createQdrantStore } from '../../../service/src/store/qdrant.js';
+import { createQdrantStore } from '../../../service/src/store/qdrant/store.js';
 import * as images from '../../support/images.js';
 import { multipart, startTestApp, type TestApp } from '../../support/app.js';
 import { QdrantDouble } from '../../support/qdrant-double.js';

@@ -19,6 +19,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openEmbeddedStore, type EmbeddedStore } from '../../../service/src/store/embedded/store.js';
+import { EmbeddedBackup } from '../../../service/src/store/embedded/backup.js';
 import { SCHEMA_VERSION } from '../../../service/src/store/embedded/schema.js';
 import { StoreFullError, type ImageRecord } from '../../../service/src/store/port.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../support/tmpfs.js';
@@ -318,16 +319,26 @@ describe('embedded store', () => {
     );
   });
 
-  it('makes an online backup that opens as a complete database', async () => {
+  it('dumps an online copy that is a complete store, then restores it offline, keeping the replaced data', async () => {
     const dir = tempDir();
     const store = open(dir);
     await store.createCollection('c', 8, 'm');
     await store.collection('c').upsert(record('a', 'A'), axis(0));
-    const copy = tempDir();
-    await store.backupTo(path.join(copy, 'store.sqlite'));
-    await store.collection('c').upsert(record('b', 'B'), axis(1)); // after the backup: not in the copy
-    const restored = open(copy);
-    expect(await restored.collection('c').count()).toBe(1);
+    const backup = new EmbeddedBackup(dir);
+    const target = tempDir();
+    const dump = await backup.dump(target, await store.listCollections());
+    await store.collection('c').upsert(record('b', 'B'), axis(1)); // after the dump: not in the copy
+    expect(await dump.points.collection('c').count()).toBe(1);
+    const files = await dump.seal();
+    expect(files).toEqual([
+      { file: 'store/store.sqlite', size: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    ]);
+    await expect(backup.restore(target, files)).rejects.toThrow(/is in use .* stop the API first/);
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+    const { previous } = await backup.restore(target, files);
+    expect(readdirSync(previous!).sort()).toEqual(['index', 'store.sqlite']);
+    expect(await open(dir).collection('c').count()).toBe(1);
   });
 });
 

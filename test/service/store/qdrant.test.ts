@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../../service/src/store/port.js';
-import { createQdrantStore, QdrantRequestError, type QdrantStore } from '../../../service/src/store/qdrant.js';
+import { createQdrantStore, QdrantRequestError, type QdrantStore } from '../../../service/src/store/qdrant/store.js';
 import { QdrantDouble } from '../../support/qdrant-double.js';
 import { realQdrantSkipReason } from '../../support/real-qdrant.js';
 import { describeStoreContract, makeRecord } from '../../support/store-contract.js';

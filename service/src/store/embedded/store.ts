@@ -9,6 +9,10 @@ import { guarded, openDatabase, type Db } from './database.js';
 import { IndexManager } from './index-manager.js';
 import { migrate } from './schema.js';
 
+/** The store's files in its data directory (known only to the embedded adapter). */
+export const databaseFile = (dataDir: string) => path.join(dataDir, 'store.sqlite');
+export const INDEX_DIR = 'index';
+
 export interface EmbeddedStoreOptions {
   dataDir: string;
   /** Checkpoint the index after this many logged changes (default 2000). */
@@ -25,10 +29,10 @@ export class EmbeddedStore implements VectorStore {
 
   constructor(options: EmbeddedStoreOptions) {
     mkdirSync(options.dataDir, { recursive: true });
-    const indexDir = path.join(options.dataDir, 'index');
+    const indexDir = path.join(options.dataDir, INDEX_DIR);
     mkdirSync(indexDir, { recursive: true });
     const log = options.log ?? (() => {});
-    this.db = openDatabase(path.join(options.dataDir, 'store.sqlite'));
+    this.db = openDatabase(databaseFile(options.dataDir));
     try {
       for (const applied of migrate(this.db)) log(`Embedded database upgraded to ${applied}.`);
     } catch (error) {
@@ -40,16 +44,6 @@ export class EmbeddedStore implements VectorStore {
       trainAt: options.trainAt,
       log,
     });
-  }
-
-  /** Path of the SQLite file, for online backups. */
-  get databasePath(): string {
-    return this.db.name;
-  }
-
-  /** Consistent online copy of the database (SQLite backup API), safe while others write. */
-  async backupTo(file: string): Promise<void> {
-    await this.db.backup(file);
   }
 
   async ping(): Promise<void> {

@@ -172,4 +172,12 @@ export async function forEachLimited<T>(
 }
 
 /** Paths from manifests and stores are resolved by the same rule as the service's image files. */
-export { insideRoot } from '../service/src/catalog/image-files.js';
+
+/** `relative` resolved under `root`; refuses absolute paths and any path that would leave `root`. */
+export function insideRoot(root: string, relative: string, what = root): string {
+  const resolved = path.resolve(root, relative);
+  if (path.isAbsolute(relative) || !resolved.startsWith(path.resolve(root) + path.sep)) {
+    throw new Error(`Refusing a path outside ${what}: ${JSON.stringify(relative)}`);
+  }
+  return resolved;
+}

@@ -12,7 +12,7 @@ import {
   QdrantClientTimeoutError,
   type Schemas,
 } from '@qdrant/js-client-rest';
-import { ItemFields } from '../schemas/records.js';
+import { ItemFields } from '../../schemas/records.js';
 import {
   StoreUnavailableError,
   type Collection,
@@ -21,7 +21,7 @@ import {
   type ItemMatch,
   type ScrollPage,
   type VectorStore,
-} from './port.js';
+} from '../port.js';
 
 export interface QdrantStoreOptions {
   /** Full URL (http://qdrant:6333). The client turns a bare host plus an API key into https. */

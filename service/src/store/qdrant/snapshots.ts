@@ -1,11 +1,12 @@
-// Qdrant collection snapshots over its REST API: create, download (verified against the sha256
-// checksum Qdrant reports), recover by upload with priority "snapshot", list and delete. The JS
-// client has no download or upload helpers, so this speaks HTTP itself, with the same API key.
+// Qdrant collection snapshots: create, list and delete with the client; download (verified against the
+// sha256 checksum Qdrant reports) and recover by upload with priority "snapshot" over HTTP, since the JS
+// client has no helpers for those.
 import { openAsBlob } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { OpsError } from './cli.js';
-import { ChecksumError, writeStreamAtomic, type Digest } from './files.js';
+import { ChecksumError, writeStreamAtomic, type Digest } from '../../lib/files.js';
+import { StoreBackupError } from '../port.js';
+import type { QdrantStore } from './store.js';
 
 export interface SnapshotDescription {
   name: string;
@@ -14,12 +15,17 @@ export interface SnapshotDescription {
   checksum?: string | null;
 }
 
+/**
+ * Snapshots of one Qdrant server: create, list and delete through the store's own client; download and
+ * upload (which the client has no helpers for) over HTTP with the same URL and API key.
+ */
 export class QdrantSnapshots {
   private readonly base: string;
   /** The URL without credentials, for messages. */
   private readonly where: string;
 
   constructor(
+    private readonly store: QdrantStore,
     url: string,
     private readonly apiKey?: string,
     private readonly fetcher: typeof fetch = fetch,
@@ -39,7 +45,7 @@ export class QdrantSnapshots {
       response = await this.fetcher(`${this.base}${path}`, { ...init, headers });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new OpsError(
+      throw new StoreBackupError(
         `Qdrant at ${this.where} does not answer (${what}: ` +
           `${cause?.code ?? cause?.message ?? (error as Error).message}); check QDRANT_URL and that Qdrant is running`,
       );
@@ -71,14 +77,16 @@ export class QdrantSnapshots {
   }
 
   /** Creates a snapshot and returns when it is complete. */
-  create(collection: string): Promise<SnapshotDescription> {
-    return this.result(`creating a snapshot of ${collection}`, `${this.collectionPath(collection)}?wait=true`, {
-      method: 'POST',
-    });
+  async create(collection: string): Promise<SnapshotDescription> {
+    const created = await this.store.call(`creating a snapshot of ${collection}`, (c) =>
+      c.createSnapshot(collection, { wait: true }),
+    );
+    if (!created) throw new StoreBackupError(`Qdrant did not describe the snapshot of ${collection} it made`);
+    return created;
   }
 
   list(collection: string): Promise<SnapshotDescription[]> {
-    return this.result(`listing the snapshots of ${collection}`, this.collectionPath(collection));
+    return this.store.call(`listing the snapshots of ${collection}`, (c) => c.listSnapshots(collection));
   }
 
   /** Downloads to `target` atomically; the size and (when Qdrant gives one) the checksum must match. */
@@ -88,7 +96,7 @@ export class QdrantSnapshots {
       what,
       `${this.collectionPath(collection)}/${encodeURIComponent(snapshot.name)}`,
     );
-    if (!response.body) throw new OpsError(`Qdrant sent no data when ${what}`);
+    if (!response.body) throw new StoreBackupError(`Qdrant sent no data when ${what}`);
     try {
       return await writeStreamAtomic(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), target, {
         size: snapshot.size,
@@ -97,7 +105,7 @@ export class QdrantSnapshots {
       });
     } catch (error) {
       if (error instanceof ChecksumError)
-        throw new OpsError(`the download of ${error.message}; nothing was kept, run the backup again`);
+        throw new StoreBackupError(`the download of ${error.message}; nothing was kept, run the backup again`);
       throw error;
     }
   }
@@ -116,21 +124,13 @@ export class QdrantSnapshots {
 
   /** Deletes a snapshot inside Qdrant; one that is already gone (or whose collection is) counts as deleted. */
   async delete(collection: string, name: string): Promise<void> {
-    try {
-      await this.result(
-        `deleting snapshot ${name} of ${collection}`,
-        `${this.collectionPath(collection)}/${encodeURIComponent(name)}?wait=true`,
-        {
-          method: 'DELETE',
-        },
-      );
-    } catch (error) {
-      if (!(error instanceof QdrantHttpError && error.status === 404)) throw error;
-    }
+    await this.store.callOr(`deleting snapshot ${name} of ${collection}`, false, (c) =>
+      c.deleteSnapshot(collection, name, { wait: true }),
+    );
   }
 }
 
-class QdrantHttpError extends OpsError {
+class QdrantHttpError extends StoreBackupError {
   constructor(
     readonly status: number,
     message: string,
