@@ -83,6 +83,9 @@ export async function runKillSoak(options: KillSoakOptions): Promise<KillSoakRes
     options.modelPath ?? writeTestModel({ dir: path.join(dir, 'models'), name: 'soak_model', dim: 64 }).onnxPath;
   const photos = await Promise.all(Array.from({ length: 16 }, (_, i) => images.jpeg(120, 90, i + 1)));
   const states = new Map<string, State>();
+  /** Ingests in flight, and those a wipe overlapped (their outcome depends on the server's order). */
+  const ingesting = new Set<string>();
+  const overlapped = new Set<string>();
   const result: KillSoakResult = {
     rounds: options.rounds,
     acknowledged: { ingests: 0, deletes: 0, wipes: 0 },
@@ -105,7 +108,7 @@ export async function runKillSoak(options: KillSoakOptions): Promise<KillSoakRes
       if (!check.ok) result.inconsistentRounds++;
       log(
         `round ${round + 1}/${options.rounds}: restarted, ${states.size} items tracked, ` +
-          `${bad} wrong, files and points ${check.ok ? 'consistent' : `NOT consistent (${JSON.stringify(check)})`}`,
+          `${bad} wrong${bad ? ` (lost: ${result.lost.join(' ')}; came back: ${result.cameBack.join(' ')})` : ''}, files and points ${check.ok ? 'consistent' : `NOT consistent (${JSON.stringify(check)})`}`,
       );
       // Work until a random moment, then kill.
       let killed = false;
@@ -119,9 +122,11 @@ export async function runKillSoak(options: KillSoakOptions): Promise<KillSoakRes
           const roll = random();
           const known = [...states].filter(([, state]) => state === 'present').map(([id]) => id);
           if (roll < 0.03) {
-            // Wipe: items acknowledged before it was sent are gone once it is acknowledged.
-            const before = [...states.keys()];
-            for (const id of before) states.set(id, 'unknown');
+            // Wipe: items known to be there when it was sent are gone once it is acknowledged. Ingests in
+            // flight at the same time may land before or after it: their outcome is unknown.
+            const before = [...states].filter(([, state]) => state === 'present').map(([id]) => id);
+            for (const id of states.keys()) states.set(id, 'unknown');
+            for (const id of ingesting) overlapped.add(id);
             const ok = await request(url, 'DELETE', '/items');
             if (ok?.status === 200) {
               result.acknowledged.wipes++;
@@ -138,13 +143,14 @@ export async function runKillSoak(options: KillSoakOptions): Promise<KillSoakRes
           } else {
             const id = `item-${next++}`;
             states.set(id, 'unknown');
+            ingesting.add(id);
             const form = new FormData();
             form.append('item_id', id);
             form.append('file', new Blob([photos[next % photos.length]!], { type: 'image/jpeg' }), 'p.jpg');
             const ok = await request(url, 'POST', '/ingest', form);
+            ingesting.delete(id);
             if (ok?.status === 201) {
-              // Only if no wipe was sent meanwhile (it would have marked it unknown).
-              if (states.get(id) === 'unknown') states.set(id, 'present');
+              if (!overlapped.has(id)) states.set(id, 'present');
               result.acknowledged.ingests++;
             }
           }
