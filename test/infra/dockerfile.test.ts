@@ -76,7 +76,7 @@ describe('service/Dockerfile', () => {
   it("installs dependencies inside the image for its own platform, skipping onnxruntime's CUDA download", () => {
     const build = stage('build');
     expect(all(build, 'ENV')).toContain('ONNXRUNTIME_NODE_INSTALL=skip');
-    expect(all(build, 'COPY')[0]).toBe('package.json package-lock.json .npmrc ./');
+    expect(all(build, 'COPY')[0]).toBe('package.json package-lock.json ./');
     expect(all(build, 'RUN')).toContain('npm ci --no-audit --no-fund');
     expect(all(build, 'RUN')).toContain('npm run build');
     expect(all(stage('deps'), 'RUN')).toEqual(['npm ci --omit=dev --no-audit --no-fund']);

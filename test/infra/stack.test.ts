@@ -226,7 +226,6 @@ describe('default deployment (t4g.medium, Ubuntu 22.04, allowedCidr set)', () =>
       'docker-compose.yml',
       'service/Dockerfile',
       'package-lock.json',
-      '.npmrc',
       '.dockerignore',
       'models/export.py',
     ]) {

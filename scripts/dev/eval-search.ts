@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../service/src/app.js';
-import { loadConfig } from '../service/src/config.js';
-import { openService } from '../service/src/service.js';
+import { buildApp } from '../../service/src/app.js';
+import { loadConfig } from '../../service/src/config.js';
+import { openService } from '../../service/src/service.js';
 
 const { values } = parseArgs({
   options: {

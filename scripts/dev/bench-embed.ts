@@ -7,20 +7,20 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { Embedder } from '../service/src/embedding/embedder.js';
-import { loadModel } from '../service/src/embedding/model.js';
-import { WorkQueue } from '../service/src/embedding/work-queue.js';
-import { preprocess } from '../service/src/images/preprocess.js';
+import { Embedder } from '../../service/src/embedding/embedder.js';
+import { loadModel } from '../../service/src/embedding/model.js';
+import { WorkQueue } from '../../service/src/embedding/work-queue.js';
+import { preprocess } from '../../service/src/images/preprocess.js';
+import { numberFlag, runTool, ToolUsageError } from './tool.js';
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: process.env.MODEL_PATH ?? 'models/efficientnet_b0.onnx' },
-    images: { type: 'string' },
-    runs: { type: 'string', default: '20' },
-    threads: { type: 'string', default: '1' },
-  },
-});
-const runs = Number(values.runs);
+const HELP = `Usage: npm run bench:embed -- [--model FILE] [--images DIR] [--runs N] [--threads N]
+  --model    ONNX model with its sidecar (default: MODEL_PATH or models/efficientnet_b0.onnx)
+  --images   directory of photos (searched recursively); default: generated 1024x768 and 12 MP JPEGs
+  --runs     timed runs per image class (default 20)
+  --threads  onnxruntime intra-op threads per inference worker (default 1)`;
+
+let values: { model: string; images?: string; runs: string; threads: string };
+let runs = 0;
 const MAX_PIXELS = 100_000_000;
 
 /** Smooth colour fields with edges and sensor-like noise: compresses like a phone photo. */
@@ -113,7 +113,20 @@ async function main(): Promise<void> {
   await model.close();
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
+await runTool(HELP, async () => {
+  ({ values } = parseArgs({
+    options: {
+      model: { type: 'string', default: process.env.MODEL_PATH ?? 'models/efficientnet_b0.onnx' },
+      images: { type: 'string' },
+      runs: { type: 'string', default: '20' },
+      threads: { type: 'string', default: '1' },
+      help: { type: 'boolean' },
+    },
+  }));
+  runs = numberFlag(values.runs, 'runs');
+  numberFlag(values.threads, 'threads');
+  if (values.images && !(await readdir(values.images).catch(() => undefined))) {
+    throw new ToolUsageError(`--images ${values.images} is not a readable directory`);
+  }
+  await main();
 });

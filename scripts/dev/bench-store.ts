@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { openEmbeddedStore } from '../service/src/store/embedded/store.js';
-import type { ImageRecord } from '../service/src/store/port.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
+import type { ImageRecord } from '../../service/src/store/port.js';
 
 const { values } = parseArgs({
   options: {
