@@ -106,9 +106,11 @@ export async function runKillSoak(options: KillSoakOptions): Promise<KillSoakRes
       const bad = await verify(url, states, result);
       const check = await consistency(dataDir);
       if (!check.ok) result.inconsistentRounds++;
+      const wrong = bad ? ` (lost: ${result.lost.join(' ')}; came back: ${result.cameBack.join(' ')})` : '';
+      const agree = check.ok ? 'consistent' : `NOT consistent (${JSON.stringify(check)})`;
       log(
-        `round ${round + 1}/${options.rounds}: restarted, ${states.size} items tracked, ` +
-          `${bad} wrong${bad ? ` (lost: ${result.lost.join(' ')}; came back: ${result.cameBack.join(' ')})` : ''}, files and points ${check.ok ? 'consistent' : `NOT consistent (${JSON.stringify(check)})`}`,
+        `round ${round + 1}/${options.rounds}: restarted, ${states.size} items tracked, ${bad} wrong${wrong}, ` +
+          `files and points ${agree}`,
       );
       // Work until a random moment, then kill.
       let killed = false;
