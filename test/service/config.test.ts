@@ -1,13 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { withTables } from '../../scripts/dev/readme-tables.js';
 import { ConfigError, loadConfig, VARIABLES } from '../../service/src/config.js';
+import { ERROR_CODES } from '../../service/src/errors.js';
 
 describe('loadConfig', () => {
   it('has working defaults', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       port: 8020,
-      host: '0.0.0.0',
+      host: '127.0.0.1', // no key: this machine only
       modelPath: 'models/efficientnet_b0.onnx',
       dataDir: './data',
       imageStorageDir: 'data/images',
@@ -76,6 +78,28 @@ describe('README', () => {
         expect(rows.get(variable.env), `${variable.env} default`).toContain(variable.default);
       }
     }
+  });
+
+  it('has the configuration and error tables written from their sources (npm run docs:tables)', () => {
+    expect(readme).toBe(withTables(readme));
+  });
+
+  it('lists every error code of the registry with its status', () => {
+    const rows = [...readme.matchAll(/^\| (\d{3}) \| `([a-z_]+)` \|/gm)].map((m) => [m[2], Number(m[1])]);
+    expect(Object.fromEntries(rows)).toEqual(
+      Object.fromEntries(Object.entries(ERROR_CODES).map(([code, [status]]) => [code, status])),
+    );
+  });
+
+  it('rejects CORS_ORIGINS that are not origins, and UPLOAD_BUDGET_BYTES below MAX_IMAGE_BYTES', () => {
+    expect(loadConfig({ CORS_ORIGINS: 'https://erp.example.com, http://localhost:8000' }).corsOrigins).toEqual([
+      'https://erp.example.com',
+      'http://localhost:8000',
+    ]);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://erp.example.com/app' })).toThrow(/CORS_ORIGINS/);
+    expect(() =>
+      loadConfig({ UPLOAD_BUDGET_BYTES: String(2 * 1024 * 1024), MAX_IMAGE_BYTES: String(4 * 1024 * 1024) }),
+    ).toThrow(/UPLOAD_BUDGET_BYTES .* must be at least MAX_IMAGE_BYTES/);
   });
 
   it('states the install and test commands that CI runs', () => {

@@ -3,12 +3,12 @@
 // points deleted while it ran; the vector index is derived data and stays out. Restore: offline, since the
 // database file is replaced — a process holding it is detected through SQLite's own locks and refused —
 // and the replaced database with its index is moved aside (DATA_DIR/pre-restore-<time>), never deleted.
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { copyFileAtomic, fsyncDir, insideRoot, pathExists, sha256File } from '../../lib/files.js';
 import { StoreBackupError, type CollectionInfo, type DumpFile, type StoreBackup, type StoreDump } from '../port.js';
-import { databaseFile, INDEX_DIR, openEmbeddedStore } from './store.js';
+import { databaseFile, INDEX_DIR, openEmbeddedStore, type EmbeddedStore } from './store.js';
 
 export class EmbeddedBackup implements StoreBackup {
   readonly kind = 'embedded' as const;
@@ -27,13 +27,25 @@ export class EmbeddedBackup implements StoreBackup {
     const copyDir = path.join(dir, 'store');
     await mkdir(copyDir, { recursive: true });
     const target = databaseFile(copyDir);
-    const source = new Database(this.live, { fileMustExist: true });
+    let copy: EmbeddedStore;
     try {
-      await source.backup(target);
-    } finally {
-      source.close();
+      const source = new Database(this.live, { fileMustExist: true });
+      try {
+        await source.backup(target);
+      } finally {
+        source.close();
+      }
+      copy = openEmbeddedStore({ dataDir: copyDir });
+    } catch (error) {
+      // SQLite reports a full target disk as an I/O error: look at the disk to say which it was.
+      const stats = await statfs(dir).catch(() => undefined);
+      const full = stats !== undefined && stats.bavail * stats.bsize < 1024 * 1024;
+      await rm(copyDir, { recursive: true, force: true });
+      throw new StoreBackupError(
+        `the copy of the database could not be written to ${dir} (${(error as Error).message})` +
+          (full ? ': that disk is full; free space there or set BACKUP_DIR to a larger disk' : ''),
+      );
     }
-    const copy = openEmbeddedStore({ dataDir: copyDir });
     let sealed = false;
     return {
       points: copy,
