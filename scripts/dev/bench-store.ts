@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { ImageRecord } from '../../service/src/store/port.js';
+import { recordFrom } from '../../service/src/schemas/records.js';
 
 const { values } = parseArgs({
   options: {
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
         all.push(vector);
         itemOf.push(`item-${itemIndex}`);
         batch.push({
-          record: {
+          record: recordFrom({
             image_id: `img-${String(i).padStart(8, '0')}`,
             item_id: `item-${itemIndex}`,
             item_name: null,
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
             bytes: 0,
             model: 'bench',
             created_at: '2026-01-01T00:00:00Z',
-          },
+          }),
           vector,
         });
       }

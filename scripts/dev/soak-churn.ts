@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { ImageRecord } from '../../service/src/store/port.js';
 import { numberFlag, runTool } from './tool.js';
+import { recordFrom } from '../../service/src/schemas/records.js';
 
 const HELP = `Usage: npm run soak:churn -- [--live N] [--cycles N] [--dim N] [--dir DIR]
   --live    points kept in the store while churning (default 10000)
@@ -34,17 +35,18 @@ await runTool(HELP, async () => {
   let seed = 12345;
   const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const vectorOf = () => Float32Array.from({ length: dim }, () => random() - 0.5);
-  const record = (n: number): ImageRecord => ({
-    image_id: `img-${n}`,
-    item_id: `item-${n}`,
-    item_name: null,
-    item_code: null,
-    file: `${n}.jpg`,
-    sha256: 'x',
-    bytes: 1,
-    model: 'soak',
-    created_at: new Date().toISOString(),
-  });
+  const record = (n: number): ImageRecord =>
+    recordFrom({
+      image_id: `img-${n}`,
+      item_id: `item-${n}`,
+      item_name: null,
+      item_code: null,
+      file: `${n}.jpg`,
+      sha256: 'x',
+      bytes: 1,
+      model: 'soak',
+      created_at: new Date().toISOString(),
+    });
   const store = openEmbeddedStore({ dataDir: dir, log: (m) => console.error(m) });
   try {
     await store.createCollection('soak', dim, 'soak');

@@ -53,8 +53,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Item ids of up to 1024 characters travel URL-encoded in paths (a unicode character takes up to 12).
     routerOptions: { maxParamLength: 12 * 1024 },
     bodyLimit: JSON_BODY_BYTES,
-    // Strict JSON: an unknown field or a wrong type is a 400, never silently dropped or converted.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // Strict JSON: an unknown field or a wrong type is a 400, never silently dropped or converted, and a
+    // schema's default never fills in a field the caller left out (a PATCH changes only what it names).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     // Slow clients (slow headers, slow bodies) are cut off instead of holding sockets for ever.
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs + 5000,

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   forbidden: [403, 'The key is valid but only for reading; this route changes data.'],
   not_found: [404, 'No such route.'],
   item_not_found: [404, 'No item with this id.'],
+  image_not_found: [404, 'No image with this id (of this item).'],
   request_timeout: [408, 'The request was not received completely in time.'],
   item_exists: [409, '`/ingest` of an item that exists; add images to it instead.'],
   image_too_large: [413, 'The image has more bytes than MAX_IMAGE_BYTES or more pixels than MAX_IMAGE_PIXELS.'],

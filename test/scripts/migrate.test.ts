@@ -18,6 +18,7 @@ import type { TestApp } from '../support/app.js';
 import { writeTestModel } from '../support/onnx-model.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';
 import { addImage, ingest, picture, recordingReporter, registryFor, search, STORES } from './helpers.js';
+import { recordFrom } from '../../service/src/schemas/records.js';
 
 const OLD = { name: 'mobilenet_v3_small', dim: 576, seed: 1 };
 const NEW = { name: 'efficientnet_b0', dim: 1280, seed: 2 };
@@ -225,7 +226,7 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
           created_at: new Date().toISOString(),
         };
         await files.stage(lateId, late);
-        await old.upsert(record, await (await models.fromPath(t.config.modelPath)).embed(late));
+        await old.upsert(recordFrom(record), await (await models.fromPath(t.config.modelPath)).embed(late));
         await files.commit(lateId, record.file);
         for (const image of await old.itemImages('SKU-2')) await files.remove(image.file);
         await old.deleteItem('SKU-2');

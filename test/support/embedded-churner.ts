@@ -3,6 +3,7 @@
 // (and "?id" before a delete starts).
 // Runs until killed.
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
+import { recordFrom } from '../../service/src/schemas/records.js';
 
 const [dataDir, startText] = process.argv.slice(2);
 const store = openEmbeddedStore({ dataDir: dataDir!, checkpointEvery: 7, trainAt: 64 });
@@ -14,7 +15,7 @@ const vector = (i: number) => Float32Array.from({ length: 16 }, (_, d) => Math.s
 for (;;) {
   const id = `img-${next}`;
   await collection.upsert(
-    {
+    recordFrom({
       image_id: id,
       item_id: `item-${next % 40}`,
       item_name: null,
@@ -24,7 +25,7 @@ for (;;) {
       bytes: 1,
       model: 'm',
       created_at: new Date().toISOString(),
-    },
+    }),
     vector(next),
   );
   process.stdout.write(`+${id}\n`);

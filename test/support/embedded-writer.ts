@@ -1,5 +1,6 @@
 // Child process for the kill -9 test: writes points into an embedded store, reports, then waits to be killed.
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
+import { recordFrom } from '../../service/src/schemas/records.js';
 
 const [dataDir, countText] = process.argv.slice(2);
 const store = openEmbeddedStore({ dataDir: dataDir, checkpointEvery: 1_000_000 });
@@ -11,7 +12,7 @@ for (let i = 0; i < count; i++) {
   vector[i % 8] = 1;
   vector[(i + 1) % 8] = i / count;
   await collection.upsert(
-    {
+    recordFrom({
       image_id: `img-${String(i).padStart(4, '0')}`,
       item_id: `item-${i}`,
       item_name: null,
@@ -21,7 +22,7 @@ for (let i = 0; i < count; i++) {
       bytes: 1,
       model: 'm',
       created_at: new Date().toISOString(),
-    },
+    }),
     vector,
   );
 }

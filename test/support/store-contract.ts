@@ -7,6 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ImageRecord, VectorStore } from '../../service/src/store/port.js';
+import { recordFrom } from '../../service/src/schemas/records.js';
 
 export interface OpenedStore {
   store: VectorStore;
@@ -24,7 +25,7 @@ const MODEL = 'contract-model';
 /** A full record for `itemId`; `second` orders createdAt. */
 export function makeRecord(itemId: string, second: number, overrides: Partial<ImageRecord> = {}): ImageRecord {
   const imageId = overrides.image_id ?? randomUUID();
-  return {
+  return recordFrom({
     image_id: imageId,
     item_id: itemId,
     item_name: `Name of ${itemId}`,
@@ -35,7 +36,7 @@ export function makeRecord(itemId: string, second: number, overrides: Partial<Im
     model: MODEL,
     created_at: new Date(Date.UTC(2024, 0, 1, 0, 0, second)).toISOString(),
     ...overrides,
-  };
+  });
 }
 
 const vec = (...values: number[]) => Float32Array.from(values);

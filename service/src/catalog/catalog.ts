@@ -18,7 +18,8 @@ import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock, SharedExclusiveLock } from './locks.js';
 import { finishInterrupted } from './recovery.js';
 import type { Log } from '../log.js';
-import { ItemFields } from '../schemas/records.js';
+import { perceptualHash } from '../images/phash.js';
+import { itemFieldsOf, recordFrom, type ImageKind, type ItemFields, type ItemUpdate } from '../schemas/records.js';
 
 export type { Log as Logger } from '../log.js';
 
@@ -43,11 +44,15 @@ export interface Stored {
   created: boolean;
 }
 
-/** The item fields of a record (to give a new image of the item the same ones). */
-const itemFieldsOf = (record: ImageRecord): ItemFields =>
-  Object.fromEntries(
-    Object.keys(ItemFields.properties).map((key) => [key, record[key as keyof ItemFields]]),
-  ) as ItemFields;
+/** A new item's fields: the id, and any others (absent ones take their defaults). */
+export type NewItem = Pick<ItemFields, 'item_id'> & Partial<ItemFields>;
+
+/** How a new image is described besides its item: its kind and where it came from. */
+export interface ImageInput {
+  kind?: ImageKind;
+  source?: ImageRecord['source'];
+  source_ref?: string | null;
+}
 
 interface Live {
   collection: Collection;
@@ -176,7 +181,8 @@ export class Catalog {
    * A new item with its first image; 409 when the item exists, unless `bytes` is one of its images
    * already (a retried ingest): then that image, with created = false.
    */
-  async ingest(fields: ItemFields, bytes: Buffer): Promise<Stored> {
+  async ingest(item: NewItem, bytes: Buffer, image: ImageInput = {}): Promise<Stored> {
+    const fields = itemFieldsOf(recordFrom(item));
     const live = await this.current();
     const sha256 = sha256Hex(bytes);
     const existing = async (): Promise<Stored | undefined> => {
@@ -195,7 +201,7 @@ export class Catalog {
     const vector = await live.embedder.embed(bytes);
     return this.writes.runShared(() =>
       this.locks.run(fields.item_id, async () => {
-        return (await existing()) ?? { record: await this.store(live, fields, bytes, vector), created: true };
+        return (await existing()) ?? { record: await this.store(live, fields, bytes, vector, image), created: true };
       }),
     );
   }
@@ -204,7 +210,7 @@ export class Catalog {
    * Another image of an existing item (its fields are kept); 404 when the item is unknown. The same bytes
    * as an image the item has give that image, with created = false.
    */
-  async addImage(itemId: string, bytes: Buffer): Promise<Stored> {
+  async addImage(itemId: string, bytes: Buffer, image: ImageInput = {}): Promise<Stored> {
     const live = await this.current();
     const sha256 = sha256Hex(bytes);
     const lookup = async (): Promise<{ first: ImageRecord; same?: ImageRecord }> => {
@@ -219,13 +225,13 @@ export class Catalog {
       this.locks.run(itemId, async () => {
         const { first, same } = await lookup();
         if (same) return { record: same, created: false };
-        return { record: await this.store(live, itemFieldsOf(first), bytes, vector), created: true };
+        return { record: await this.store(live, itemFieldsOf(first), bytes, vector, image), created: true };
       }),
     );
   }
 
   /** Changes item fields on every image of the item (no re-embedding); 404 when unknown. */
-  async updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<ImageRecord[]> {
+  async updateItem(itemId: string, patch: ItemUpdate): Promise<ImageRecord[]> {
     const { collection } = await this.current();
     return this.writes.runShared(() =>
       this.locks.run(itemId, async () => {
@@ -237,18 +243,26 @@ export class Catalog {
     );
   }
 
-  private async store(live: Live, fields: ItemFields, bytes: Buffer, vector: Float32Array): Promise<ImageRecord> {
+  private async store(
+    live: Live,
+    fields: ItemFields,
+    bytes: Buffer,
+    vector: Float32Array,
+    image: ImageInput,
+  ): Promise<ImageRecord> {
     const { files } = this.options;
     const imageId = randomUUID();
-    const record: ImageRecord = {
+    const record = recordFrom({
       ...fields,
+      ...image,
       image_id: imageId,
+      phash: await perceptualHash(bytes).catch(() => null),
       file: files.relativePath(fields.item_id, imageId, await imageFormat(bytes)),
       sha256: sha256Hex(bytes),
       bytes: bytes.length,
       model: live.embedder.manifest.name,
       created_at: new Date().toISOString(),
-    };
+    });
     await files.stage(imageId, bytes).catch((error: unknown) => Promise.reject(storageError(error)));
     try {
       await live.collection.upsert(record, vector);
@@ -294,6 +308,35 @@ export class Catalog {
         return images;
       }),
     );
+  }
+
+  /** Removes one image of an item (the last one takes the item with it); 404 when either is unknown. */
+  async deleteImage(itemId: string, imageId: string): Promise<ImageRecord> {
+    const { collection } = await this.current();
+    const { files } = this.options;
+    return this.writes.runShared(() =>
+      this.locks.run(itemId, async () => {
+        const image = (await collection.itemImages(itemId)).find((candidate) => candidate.image_id === imageId);
+        if (!image) {
+          throw new ServiceError('image_not_found', `Item ${JSON.stringify(itemId)} has no image ${imageId}.`);
+        }
+        const intent = await files
+          .beginDelete({ op: 'delete-images', images: [{ image_id: image.image_id, file: image.file }] })
+          .catch((error: unknown) => Promise.reject(storageError(error)));
+        await collection.deleteImages([image.image_id]);
+        await files.remove(image.file);
+        await files.removeItemDirIfEmpty(itemId);
+        await files.endDelete(intent);
+        return image;
+      }),
+    );
+  }
+
+  /** One stored image by id (for thumbnails and the original); 404 when unknown. */
+  async image(imageId: string): Promise<ImageRecord> {
+    const image = await (await this.current()).collection.image(imageId);
+    if (!image) throw new ServiceError('image_not_found', `No image ${imageId}.`);
+    return image;
   }
 
   /**

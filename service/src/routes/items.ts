@@ -8,7 +8,9 @@ import { route } from '../http/routes.js';
 import {
   AddImageForm,
   DeletedAll,
+  DeletedImage,
   DeletedItem,
+  ImageParams,
   IngestForm,
   ItemParams,
   ItemPatch,
@@ -38,10 +40,8 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
     }),
     async (request, reply) => {
       const { fields, bytes } = await intake.read(request, reply, IngestForm);
-      const { record, created } = await catalog.ingest(
-        { item_id: fields.item_id, item_name: fields.item_name ?? null, item_code: fields.item_code ?? null },
-        bytes,
-      );
+      const { kind, image_url: _url, ...item } = fields;
+      const { record, created } = await catalog.ingest(item, bytes, { kind });
       return reply.code(created ? 201 : 200).send(record);
     },
   );
@@ -98,8 +98,8 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
     }),
     async (request, reply) => {
       const { item_id } = request.params as ItemParams;
-      const { bytes } = await intake.read(request, reply, AddImageForm);
-      const { record, created } = await catalog.addImage(item_id, bytes);
+      const { fields, bytes } = await intake.read(request, reply, AddImageForm);
+      const { record, created } = await catalog.addImage(item_id, bytes, { kind: fields.kind });
       return reply.code(created ? 201 : 200).send(record);
     },
   );
@@ -119,6 +119,23 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
       const { item_id } = request.params as ItemParams;
       const removed = await catalog.deleteItem(item_id);
       return { item_id, deleted_images: removed.length };
+    },
+  );
+
+  app.delete(
+    '/items/:item_id/images/:image_id',
+    route({
+      operationId: 'deleteImage',
+      summary: 'Delete one image of an item (the last one deletes the item).',
+      tags: ['catalog'],
+      access: 'write',
+      params: ImageParams,
+      errors: ['image_not_found', 'insufficient_storage', ...STORE_ERRORS],
+      response: { 200: DeletedImage },
+    }),
+    async (request) => {
+      const { item_id, image_id } = request.params as ImageParams;
+      return catalog.deleteImage(item_id, image_id);
     },
   );
 

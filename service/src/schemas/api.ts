@@ -4,7 +4,7 @@
 // Multipart forms are declared here too: the intake checks the fields against them, and the OpenAPI
 // document shows them as the request body.
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
-import { ImageRecord, ItemFields, ItemId } from './records.js';
+import { ImageKind, ImageRecord, ItemFields, ItemId } from './records.js';
 
 export const ErrorBody = Type.Object(
   {
@@ -19,7 +19,17 @@ export const StoredImage = Type.Omit(ImageRecord, ['file'], { $id: 'StoredImage'
 export type StoredImage = Static<typeof StoredImage>;
 
 /** One image in an item view: the image's own fields, not the item's. */
-export const ItemImage = Type.Pick(ImageRecord, ['image_id', 'bytes', 'sha256', 'model', 'created_at']);
+export const ItemImage = Type.Pick(ImageRecord, [
+  'image_id',
+  'kind',
+  'source',
+  'source_ref',
+  'bytes',
+  'sha256',
+  'phash',
+  'model',
+  'created_at',
+]);
 
 export const ItemView = Type.Object(
   { ...ItemFields.properties, images: Type.Array(ItemImage) },
@@ -28,6 +38,8 @@ export const ItemView = Type.Object(
 
 export const ItemParams = Type.Object({ item_id: ItemId });
 export type ItemParams = Static<typeof ItemParams>;
+export const ImageParams = Type.Object({ item_id: ItemId, image_id: Type.String({ minLength: 1, maxLength: 64 }) });
+export type ImageParams = Static<typeof ImageParams>;
 
 /** PATCH /items/{item_id}: the item fields that may change (not the id); at least one. */
 export const ItemPatch = Type.Partial(Type.Omit(ItemFields, ['item_id']), {
@@ -54,6 +66,7 @@ export const EmbedResult = Type.Object({
 });
 
 export const DeletedItem = Type.Object({ item_id: ItemId, deleted_images: Type.Integer() });
+export const DeletedImage = Type.Pick(ImageRecord, ['item_id', 'image_id']);
 export const DeletedAll = Type.Object({ deleted_images: Type.Integer() });
 export const Health = Type.Object({ status: Type.Literal('ok') });
 export const Ready = Type.Object({
@@ -76,14 +89,20 @@ const ImageSource = {
   ),
 };
 
+const KindField = { kind: Type.Optional(ImageKind) };
+
 export const IngestForm = Type.Object({
   item_id: ItemId,
   item_name: OptionalText('Display name.'),
   item_code: OptionalText('Code, e.g. ERPNext item_code.'),
+  item_group: OptionalText('Group (filterable).'),
+  brand: OptionalText('Brand (filterable).'),
+  disabled: Type.Optional(Type.Boolean({ description: '`true` or `false` (default false).' })),
+  ...KindField,
   ...ImageSource,
 });
 
-export const AddImageForm = Type.Object({ ...ImageSource });
+export const AddImageForm = Type.Object({ ...KindField, ...ImageSource });
 export const EmbedForm = Type.Object({ ...ImageSource });
 
 export const searchForm = (maxTopK: number) =>

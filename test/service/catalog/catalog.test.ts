@@ -9,6 +9,7 @@ import { openEmbeddedStore } from '../../../service/src/store/embedded/store.js'
 import type { ImageRecord, VectorStore } from '../../../service/src/store/port.js';
 import * as images from '../../support/images.js';
 import { writeTestModel } from '../../support/onnx-model.js';
+import { recordFrom } from '../../../service/src/schemas/records.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -41,17 +42,18 @@ function setup() {
   return { dir, store, files, registry, warnings, open };
 }
 
-const record = (imageId: string, itemId: string, file: string): ImageRecord => ({
-  image_id: imageId,
-  item_id: itemId,
-  item_name: null,
-  item_code: null,
-  file,
-  sha256: 'x',
-  bytes: 3,
-  model: 'main_model',
-  created_at: new Date().toISOString(),
-});
+const record = (imageId: string, itemId: string, file: string): ImageRecord =>
+  recordFrom({
+    image_id: imageId,
+    item_id: itemId,
+    item_name: null,
+    item_code: null,
+    file,
+    sha256: 'x',
+    bytes: 3,
+    model: 'main_model',
+    created_at: new Date().toISOString(),
+  });
 
 describe('Catalog start-up', () => {
   it('creates <alias>_<model>_<dim> behind the alias on first start', async () => {

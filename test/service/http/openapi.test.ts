@@ -100,7 +100,9 @@ describe('GET /openapi.json', () => {
 
   it('shows the multipart forms, file included', () => {
     const form = doc.paths['/ingest']!.post!.requestBody!.content['multipart/form-data']!.schema;
-    expect(Object.keys(form.properties).sort()).toEqual(['file', 'image_url', 'item_code', 'item_id', 'item_name']);
+    expect(Object.keys(form.properties).sort()).toEqual(
+      ['brand', 'disabled', 'file', 'image_url', 'item_code', 'item_group', 'item_id', 'item_name', 'kind'].sort(),
+    );
     expect(
       doc.paths['/search']!.post!.requestBody!.content['multipart/form-data']!.schema.properties.top_k,
     ).toMatchObject({

@@ -42,7 +42,23 @@ describe('POST /ingest', () => {
     });
     expect(body.image_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(Object.keys(body).sort()).toEqual(
-      ['bytes', 'created_at', 'image_id', 'item_code', 'item_id', 'item_name', 'model', 'sha256'].sort(),
+      [
+        'brand',
+        'bytes',
+        'created_at',
+        'disabled',
+        'image_id',
+        'item_code',
+        'item_group',
+        'item_id',
+        'item_name',
+        'kind',
+        'model',
+        'phash',
+        'sha256',
+        'source',
+        'source_ref',
+      ].sort(),
     );
     const [record] = await t.store.collection('items').itemImages('SKU-1');
     expect(record).toMatchObject({ image_id: body.image_id, sha256: body.sha256 });

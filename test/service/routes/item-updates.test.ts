@@ -56,7 +56,7 @@ describe.each(STORES)('on the $kind store', (setup) => {
 
   it('PATCH changes the name and code on every image; GET and search show it; vectors stay', async () => {
     const photo = await images.jpeg(200, 150, 21);
-    await post('/ingest', { item_id: 'patch-me', item_name: 'Old', item_code: 'OLD-1' }, photo);
+    await post('/ingest', { item_id: 'patch-me', item_name: 'Old', item_code: 'OLD-1', item_group: 'Juice' }, photo);
     await post('/items/patch-me/images', {}, await images.jpeg(200, 150, 22));
     const before = await vectors('patch-me');
     const patched = await t.app.inject({
@@ -66,7 +66,13 @@ describe.each(STORES)('on the $kind store', (setup) => {
       payload: JSON.stringify({ item_name: 'New name', item_code: null }),
     });
     expect(patched.statusCode, patched.body).toBe(200);
-    expect(patched.json()).toMatchObject({ item_id: 'patch-me', item_name: 'New name', item_code: null });
+    // Only the fields named change: the group stays.
+    expect(patched.json()).toMatchObject({
+      item_id: 'patch-me',
+      item_name: 'New name',
+      item_code: null,
+      item_group: 'Juice',
+    });
     expect(patched.json().images).toHaveLength(2);
     const item = (await t.app.inject({ method: 'GET', url: '/items/patch-me' })).json();
     expect(item).toMatchObject({ item_name: 'New name', item_code: null });

@@ -48,8 +48,12 @@ describe('item routes', () => {
     ]);
     expect(body.images[0]).toEqual({
       image_id: first.image_id,
+      kind: 'catalog',
+      source: 'api',
+      source_ref: null,
       bytes: expect.any(Number),
       sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      phash: expect.stringMatching(/^[0-9a-f]{16}$/),
       model: 'test_model',
       created_at: expect.any(String),
     });

@@ -23,6 +23,7 @@ import { EmbeddedBackup } from '../../../service/src/store/embedded/backup.js';
 import { SCHEMA_VERSION } from '../../../service/src/store/embedded/schema.js';
 import { StoreFullError, type ImageRecord } from '../../../service/src/store/port.js';
 import { mountTmpfs, tmpfsUnavailable, type Tmpfs } from '../../support/tmpfs.js';
+import { recordFrom } from '../../../service/src/schemas/records.js';
 
 const dirs: string[] = [];
 const stores: EmbeddedStore[] = [];
@@ -49,17 +50,18 @@ const reopen = async (store: EmbeddedStore, dataDir: string, options: Options = 
   stores.splice(stores.indexOf(store), 1);
   return open(dataDir, options);
 };
-const record = (imageId: string, itemId: string): ImageRecord => ({
-  image_id: imageId,
-  item_id: itemId,
-  item_name: null,
-  item_code: null,
-  file: `${imageId}.jpg`,
-  sha256: 'x',
-  bytes: 1,
-  model: 'm',
-  created_at: new Date().toISOString(),
-});
+const record = (imageId: string, itemId: string): ImageRecord =>
+  recordFrom({
+    image_id: imageId,
+    item_id: itemId,
+    item_name: null,
+    item_code: null,
+    file: `${imageId}.jpg`,
+    sha256: 'x',
+    bytes: 1,
+    model: 'm',
+    created_at: new Date().toISOString(),
+  });
 const axis = (i: number, dim = 8) => {
   const v = new Float32Array(dim);
   v[i % dim] = 1;
@@ -348,7 +350,7 @@ describe('embedded schema migrations', () => {
     cpSync(path.join(import.meta.dirname, '../../fixtures/embedded-v1'), dir, { recursive: true });
     const logs: string[] = [];
     const store = open(dir, { log: (m) => logs.push(m) });
-    expect(logs.filter((m) => m.startsWith('Embedded database upgraded'))).toHaveLength(2);
+    expect(logs.filter((m) => m.startsWith('Embedded database upgraded'))).toHaveLength(SCHEMA_VERSION);
     const db = new Database(path.join(dir, 'store.sqlite'), { readonly: true });
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     db.close();
@@ -372,7 +374,7 @@ describe('embedded schema migrations', () => {
     expect(readdirSync(path.join(dir, 'index'))).toEqual([expect.stringMatching(/^items_old_model_16\.\d+\.vidx$/)]);
     // A second open has nothing left to migrate.
     const again = await reopen(store, dir, { log: (m) => logs.push(m) });
-    expect(logs.filter((m) => m.startsWith('Embedded database upgraded'))).toHaveLength(2);
+    expect(logs.filter((m) => m.startsWith('Embedded database upgraded'))).toHaveLength(SCHEMA_VERSION);
     expect(await again.collection('items').count()).toBe(11);
   });
 

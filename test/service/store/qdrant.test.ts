@@ -100,10 +100,17 @@ describe('qdrant adapter specifics (on the double)', () => {
     const [point] = await store.client.retrieve('c', { ids: [record.image_id], with_payload: true, with_vector: true });
     expect(point.id).toBe(record.image_id);
     expect(point.payload).toEqual({
+      image_id: record.image_id,
       item_id: 'item/1',
       item_name: null,
       item_code: record.item_code,
-      image_id: record.image_id,
+      item_group: null,
+      brand: null,
+      disabled: false,
+      kind: 'catalog',
+      source: 'api',
+      source_ref: null,
+      phash: null,
       file: record.file,
       sha256: record.sha256,
       bytes: record.bytes,

@@ -2,41 +2,20 @@
 // changes for the vector index in the same transaction; searches take candidates from the index and
 // re-score them exactly from the rows, so a stale index entry can only cost time, never a wrong answer.
 import { l2Normalize } from '../../embedding/model.js';
-import { ItemFields } from '../../schemas/records.js';
+import { columnValues, ItemFields, RECORD_FIELDS, recordFrom } from '../../schemas/records.js';
 import type { Collection, CollectionInfo, ImageRecord, ItemMatch, ScrollPage } from '../port.js';
 import type { EmbeddedStore } from './store.js';
 
-interface PointRow {
-  key: number;
-  image_id: string;
-  item_id: string;
-  item_name: string | null;
-  item_code: string | null;
-  file: string;
-  sha256: string;
-  bytes: number;
-  model: string;
-  created_at: string;
-  vector?: Buffer;
-}
+/** A row: the record's columns (named as its fields) plus the row key and, when asked, the vector. */
+type PointRow = Record<string, unknown> & { key: number; item_id: string; image_id: string; vector?: Buffer };
 
-const RECORD_COLUMNS = 'key, image_id, item_id, item_name, item_code, file, sha256, bytes, model, created_at';
+const RECORD_COLUMNS = `key, ${RECORD_FIELDS.join(', ')}`;
+const INSERT = `INSERT INTO points (collection, ${RECORD_FIELDS.join(', ')}, vector)
+  VALUES (?, ${RECORD_FIELDS.map(() => '?').join(', ')}, ?)`;
 /** Rows deleted per transaction by a wipe, so that a wipe of a large collection never blocks for long. */
 const DELETE_BATCH = 2000;
 
-function toRecord(row: PointRow): ImageRecord {
-  return {
-    image_id: row.image_id,
-    item_id: row.item_id,
-    item_name: row.item_name,
-    item_code: row.item_code,
-    file: row.file,
-    sha256: row.sha256,
-    bytes: row.bytes,
-    model: row.model,
-    created_at: row.created_at,
-  };
-}
+const toRecord = (row: PointRow): ImageRecord => recordFrom(row);
 
 /** SQLite BLOBs are not guaranteed 4-byte aligned, so copy before viewing them as float32. */
 export const toVector = (blob: Buffer) => new Float32Array(new Uint8Array(blob).buffer);
@@ -80,11 +59,7 @@ export class EmbeddedCollection implements Collection {
     }
     const existing = this.db.prepare('SELECT key FROM points WHERE collection = ? AND image_id = ?').pluck();
     const remove = this.db.prepare('DELETE FROM points WHERE key = ?');
-    const insert = this.db.prepare(
-      `INSERT INTO points (collection, image_id, item_id, item_name, item_code, file, sha256, bytes, model,
-         created_at, vector)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    const insert = this.db.prepare(INSERT);
     this.store.write(name, () => {
       const added: number[] = [];
       const removed: number[] = [];
@@ -95,19 +70,7 @@ export class EmbeddedCollection implements Collection {
           removed.push(old);
         }
         const unit = l2Normalize(Float32Array.from(vector));
-        const result = insert.run(
-          name,
-          record.image_id,
-          record.item_id,
-          record.item_name,
-          record.item_code,
-          record.file,
-          record.sha256,
-          record.bytes,
-          record.model,
-          record.created_at,
-          toBlob(unit),
-        );
+        const result = insert.run(name, ...columnValues(record), toBlob(unit));
         added.push(Number(result.lastInsertRowid));
       }
       return { added, removed };
@@ -165,7 +128,10 @@ export class EmbeddedCollection implements Collection {
     // Column names come from the record schema, never from the caller.
     const columns = Object.keys(patch).filter((key) => key !== 'item_id' && key in ItemFields.properties);
     if (!resolved || columns.length === 0) return 0;
-    const values = columns.map((column) => patch[column as keyof typeof patch] ?? null);
+    const values = columns.map((column) => {
+      const value = patch[column as keyof typeof patch];
+      return typeof value === 'boolean' ? (value ? 1 : 0) : (value ?? null);
+    });
     return this.db
       .prepare(`UPDATE points SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE collection = ? AND item_id = ?`)
       .run(...values, resolved.name, itemId).changes;

@@ -58,6 +58,24 @@ const MIGRATIONS: Migration[] = [
         ALTER TABLE changes_v2 RENAME TO changes;
         CREATE INDEX changes_by_collection ON changes (collection, seq);`),
   },
+  {
+    version: 3,
+    why:
+      'item group, brand and disabled (filterable), the image kind (catalog or photo), where an image came from ' +
+      '(the API or the ERPNext sync) and its perceptual hash',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE points ADD COLUMN item_group TEXT;
+        ALTER TABLE points ADD COLUMN brand TEXT;
+        ALTER TABLE points ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE points ADD COLUMN kind TEXT NOT NULL DEFAULT 'catalog';
+        ALTER TABLE points ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+        ALTER TABLE points ADD COLUMN source_ref TEXT;
+        ALTER TABLE points ADD COLUMN phash TEXT;
+        CREATE INDEX points_by_sha256 ON points (collection, sha256);
+        CREATE INDEX points_by_group ON points (collection, item_group);
+        CREATE INDEX points_by_brand ON points (collection, brand);`),
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -12,7 +12,7 @@ import {
   QdrantClientTimeoutError,
   type Schemas,
 } from '@qdrant/js-client-rest';
-import { ItemFields } from '../../schemas/records.js';
+import { ItemFields, recordFrom } from '../../schemas/records.js';
 import {
   StoreUnavailableError,
   type Collection,
@@ -50,53 +50,12 @@ const UPSERT_BATCH = 256;
 /** Points per page when reading all images of an item. */
 const ITEM_PAGE = 256;
 
-interface Payload {
-  item_id: string;
-  item_name: string | null;
-  item_code: string | null;
-  image_id: string;
-  file: string;
-  sha256: string;
-  bytes: number;
-  model: string;
-  created_at: string;
-}
-
-function toPayload(record: ImageRecord): Payload {
-  return {
-    item_id: record.item_id,
-    item_name: record.item_name,
-    item_code: record.item_code,
-    image_id: record.image_id,
-    file: record.file,
-    sha256: record.sha256,
-    bytes: record.bytes,
-    model: record.model,
-    created_at: record.created_at,
-  };
-}
-
-const text = (value: unknown): string => (typeof value === 'string' ? value : '');
-const optionalText = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-
 /**
- * Points written by other tools (e.g. the original service) may lack fields; missing ones read as
- * empty so that scrolls and migrations report them instead of failing on them.
+ * Points written by other tools (e.g. the original service) may lack fields; missing ones read as their
+ * defaults so that scrolls and migrations report them instead of failing on them.
  */
-function toRecord(id: string | number, payload: Record<string, unknown> | null | undefined): ImageRecord {
-  const p = payload ?? {};
-  return {
-    image_id: String(id),
-    item_id: typeof p.item_id === 'string' || typeof p.item_id === 'number' ? String(p.item_id) : '',
-    item_name: optionalText(p.item_name),
-    item_code: optionalText(p.item_code),
-    file: text(p.file),
-    sha256: text(p.sha256),
-    bytes: typeof p.bytes === 'number' ? p.bytes : 0,
-    model: text(p.model),
-    created_at: text(p.created_at),
-  };
-}
+const toRecord = (id: string | number, payload: Record<string, unknown> | null | undefined): ImageRecord =>
+  recordFrom(payload ?? {}, String(id));
 
 const toVector = (vector: unknown): Float32Array | undefined =>
   Array.isArray(vector) ? Float32Array.from(vector as number[]) : undefined;
@@ -317,7 +276,7 @@ class QdrantCollection implements Collection {
       const batch = points.slice(start, start + UPSERT_BATCH).map(({ record, vector }) => ({
         id: record.image_id,
         vector: Array.from(vector),
-        payload: toPayload(record) as unknown as Record<string, unknown>,
+        payload: { ...record } as Record<string, unknown>,
       }));
       await this.store.call(`writing ${batch.length} point(s) to ${this.name}`, (c) =>
         c.upsert(this.name, { wait: true, points: batch }),
