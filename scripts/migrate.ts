@@ -177,7 +177,7 @@ class Migration {
       if (plan.embedder) {
         const read = await Promise.all(
           batch.map(({ record }) =>
-            files.read(record.file).then(
+            files.readStored(record).then(
               (bytes) => ({ record, bytes }),
               (error: unknown) => ({
                 record,

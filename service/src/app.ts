@@ -93,7 +93,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(healthRoutes, { catalog, storeKind: deps.storeKind });
   await app.register(itemRoutes, { catalog, intake });
-  await app.register(searchRoutes, { catalog, intake, maxTopK: config.maxTopK });
+  await app.register(searchRoutes, { catalog, intake, maxTopK: config.maxTopK, minConfidence: config.minConfidence });
   await app.register(embedRoutes, { catalog, intake });
   if (!config.apiKey && !config.readKey) {
     app.log.warn(

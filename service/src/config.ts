@@ -29,6 +29,14 @@ const integer =
     return value;
   };
 
+const fraction: Parser<number> = (raw, name) => {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a number from 0 to 1.`);
+  }
+  return value;
+};
+
 const httpUrl: Parser<string> = (raw, name) => {
   let url: URL;
   try {
@@ -231,6 +239,12 @@ export const VARIABLES = {
     doc:
       'Largest decoded image in pixels (width × height); larger images are refused before decoding ' +
       '(decompression bombs).',
+  },
+  minConfidence: {
+    env: 'MIN_CONFIDENCE',
+    default: '0',
+    parse: fraction,
+    doc: 'Search rows below this confidence (0-1) are dropped unless a request sets min_confidence.',
   },
   maxTopK: { env: 'MAX_TOP_K', default: '50', parse: integer(1, 1000), doc: 'Upper bound for top_k in /search.' },
   embedConcurrency: {

@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   duplicate_field: [400, 'A form field was sent twice.'],
   invalid_multipart: [400, 'The multipart body cannot be parsed.'],
   invalid_top_k: [400, '`top_k` is not a whole number from 1 to MAX_TOP_K.'],
+  invalid_filter: [400, '`filter` is not JSON of item_group/brand values (a string or a list of strings).'],
+  invalid_min_confidence: [400, '`min_confidence` is not a number from 0 to 1.'],
   empty_image: [400, 'The image has zero bytes.'],
   invalid_url: [400, '`image_url` is not an absolute http(s) URL without credentials.'],
   url_refused: [400, '`image_url` points at an address the SSRF rules refuse.'],

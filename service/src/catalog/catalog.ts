@@ -11,12 +11,13 @@ import {
   type Collection,
   type CollectionInfo,
   type ImageRecord,
-  type ItemMatch,
+  type SearchOptions,
   type VectorStore,
 } from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock, SharedExclusiveLock } from './locks.js';
 import { finishInterrupted } from './recovery.js';
+import { scoreAnswer, type SearchAnswer } from './scoring.js';
 import type { Log } from '../log.js';
 import { perceptualHash } from '../images/phash.js';
 import { itemFieldsOf, recordFrom, type ImageKind, type ItemFields, type ItemUpdate } from '../schemas/records.js';
@@ -42,6 +43,14 @@ export class StartupError extends Error {
 export interface Stored {
   record: ImageRecord;
   created: boolean;
+}
+
+export interface SearchRequest {
+  limit: number;
+  filter?: SearchOptions['filter'];
+  includeDisabled?: boolean;
+  /** Rows below this confidence are dropped. */
+  minConfidence: number;
 }
 
 /** A new item's fields: the id, and any others (absent ones take their defaults). */
@@ -108,6 +117,7 @@ export class Catalog {
       );
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
+    await store.ensureSchema(info.name);
     await finishInterrupted({ collection: catalog.live.collection, files: options.files, log });
     // The first search should not pay for loading the index. Embedded: the work happens right here, before
     // the server listens. Qdrant: it indexes on its own and answers meanwhile; waiting is only logged.
@@ -172,9 +182,14 @@ export class Catalog {
     return { model: embedder.manifest.name, dim: embedder.manifest.dim, vector: await embedder.embed(bytes) };
   }
 
-  async search(bytes: Buffer, topK: number): Promise<ItemMatch[]> {
+  /** The items a photo shows, best first, each with its confidence, and the verdict on the first. */
+  async search(bytes: Buffer, request: SearchRequest): Promise<SearchAnswer> {
     const { collection, embedder } = await this.current();
-    return collection.searchItems(await embedder.embed(bytes), topK);
+    const matches = await collection.searchItems(await embedder.embed(bytes), request.limit, {
+      filter: request.filter,
+      includeDisabled: request.includeDisabled,
+    });
+    return scoreAnswer(matches, request.minConfidence);
   }
 
   /**

@@ -136,6 +136,26 @@ export class ImageFiles {
     return readFile(this.absolute(relative));
   }
 
+  /**
+   * The file of a stored image, waiting briefly while it is still staged: an ingest writes the point
+   * before it moves the file into place, so a reader that just saw the point may be a moment early.
+   */
+  async readStored(record: { image_id: string; file: string }, waitMs = 2000): Promise<Buffer> {
+    for (const deadline = Date.now() + waitMs; ; ) {
+      try {
+        return await this.read(record.file);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || Date.now() > deadline) throw error;
+        const staged = await stat(this.incoming(record.image_id)).then(
+          () => true,
+          () => false,
+        );
+        if (!staged) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
   async exists(relative: string): Promise<boolean> {
     try {
       return (await stat(this.absolute(relative))).isFile();

@@ -50,14 +50,33 @@ export const ItemPatch = Type.Partial(Type.Omit(ItemFields, ['item_id']), {
 export type ItemPatch = Static<typeof ItemPatch>;
 
 export const SearchHit = Type.Composite([
-  Type.Pick(ImageRecord, ['item_id', 'item_name', 'item_code']),
-  Type.Object({ score: Type.Number({ description: 'Cosine similarity of the best image (1 = identical).' }) }),
-  Type.Pick(ImageRecord, ['image_id']),
+  Type.Pick(ImageRecord, ['item_id', 'item_name', 'item_code', 'item_group', 'brand']),
+  Type.Object({
+    score: Type.Number({ description: "The item's score (from all its images), best first." }),
+    confidence: Type.Number({ minimum: 0, maximum: 1, description: 'How likely this row is the right item.' }),
+  }),
+  Type.Pick(ImageRecord, ['image_id', 'kind']),
 ]);
+export const Match = Type.Union([Type.Literal('confident'), Type.Literal('uncertain'), Type.Literal('none')], {
+  description:
+    '`confident`: the first row is very likely right; `uncertain`: look at the rows; `none`: the photo most ' +
+    'likely shows nothing in the catalog.',
+});
 export const SearchResult = Type.Object(
-  { results: Type.Array(SearchHit, { description: 'One row per item, best first.' }) },
+  { match: Match, results: Type.Array(SearchHit, { description: 'One row per item, best first.' }) },
   { $id: 'SearchResult' },
 );
+
+/** Search filter: exact values of item fields; a string or any of a list. */
+const FilterValues = Type.Union([
+  Type.String({ minLength: 1, maxLength: 1024 }),
+  Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), { minItems: 1, maxItems: 100 }),
+]);
+export const ItemFilter = Type.Object(
+  { item_group: Type.Optional(FilterValues), brand: Type.Optional(FilterValues) },
+  { additionalProperties: false },
+);
+export type ItemFilter = Static<typeof ItemFilter>;
 
 export const EmbedResult = Type.Object({
   model: Type.String(),
@@ -107,6 +126,24 @@ export const EmbedForm = Type.Object({ ...ImageSource });
 
 export const searchForm = (maxTopK: number) =>
   Type.Object({
+    filter: Type.Optional(
+      Type.String({
+        maxLength: 16384,
+        description:
+          'JSON: `{"item_group": "Juice"}` or `{"item_group": ["Juice", "Milk"], "brand": "Arla"}` (keys ' +
+          '`item_group`, `brand`; a value or any of a list).',
+        'x-error-code': 'invalid_filter',
+      }),
+    ),
+    include_disabled: Type.Optional(Type.Boolean({ description: 'Also match disabled items (default false).' })),
+    min_confidence: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'Drop rows below this confidence (default MIN_CONFIDENCE).',
+        'x-error-code': 'invalid_min_confidence',
+      }),
+    ),
     top_k: Type.Optional(
       Type.Integer({
         minimum: 1,

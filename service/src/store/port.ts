@@ -14,6 +14,12 @@ export interface ItemMatch {
   score: number;
 }
 
+/** Which items a search may return: any of the listed values per field; disabled ones only if asked. */
+export interface SearchOptions {
+  filter?: { item_group?: string[]; brand?: string[] };
+  includeDisabled?: boolean;
+}
+
 export interface CollectionInfo {
   /** The real collection name (an alias is resolved). */
   name: string;
@@ -42,8 +48,11 @@ export interface Collection {
   image(image_id: string): Promise<ImageRecord | undefined>;
   /** All images of one item, oldest first; [] when the item is unknown. */
   itemImages(item_id: string): Promise<ImageRecord[]>;
-  /** Nearest items to `vector`: one row per item (its best image), best first, at most `limit`. */
-  searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]>;
+  /**
+   * Nearest items to `vector`: one row per item (its best image), best first, at most `limit`; only items
+   * the filter keeps (exactly: never an item outside it, never a miss among those inside it).
+   */
+  searchItems(vector: Float32Array, limit: number, options?: SearchOptions): Promise<ItemMatch[]>;
   /** Sets item fields on every point of the item (vectors untouched); returns how many points changed. */
   updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number>;
   deleteImages(imageIds: string[]): Promise<void>;
@@ -66,6 +75,8 @@ export interface VectorStore {
   deleteCollection(name: string): Promise<void>;
   /** Points `alias` at `collection` in one atomic step, creating or moving it. */
   setAlias(alias: string, collection: string): Promise<void>;
+  /** Brings a collection made by an older release up to this one (Qdrant: missing payload indexes). */
+  ensureSchema(collection: string): Promise<void>;
   /** Returns when searches of `collection` are fast: embedded builds and saves its HNSW index; qdrant
    * waits until the collection has finished indexing (status green). Call before switching an alias. */
   prepareIndex(collection: string): Promise<void>;

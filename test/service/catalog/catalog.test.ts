@@ -170,7 +170,7 @@ describe('Catalog follows a migration', () => {
     const catalog = await open({ liveRefreshMs: 0 });
     await store.createCollection('items_gone_32', 32, 'gone_model');
     await store.setAlias('items', 'items_gone_32');
-    await expect(catalog.search(await images.jpeg(64, 64), 5)).rejects.toMatchObject({
+    await expect(catalog.search(await images.jpeg(64, 64), { limit: 5, minConfidence: 0 })).rejects.toMatchObject({
       status: 503,
       code: 'model_unavailable',
     });

@@ -108,7 +108,7 @@ describe('item routes', () => {
       url: '/search',
       ...(await multipart({}, { bytes: await images.jpeg(200, 150, 6) })),
     });
-    expect(search.json()).toEqual({ results: [] });
+    expect(search.json()).toEqual({ match: 'none', results: [] });
     // and the service keeps working afterwards
     await ingest('a', 6);
   });

@@ -80,7 +80,9 @@ describe('POST /search', () => {
     expect(multi.indexOf(best!)).toBe(2); // the third image is the query picture
     expect(results[0].score).toBeGreaterThan(0.99);
     for (let i = 1; i < results.length; i++) expect(results[i - 1].score).toBeGreaterThanOrEqual(results[i].score);
-    expect(Object.keys(results[0]).sort()).toEqual(['image_id', 'item_code', 'item_id', 'item_name', 'score']);
+    expect(Object.keys(results[0]).sort()).toEqual(
+      ['brand', 'confidence', 'image_id', 'item_code', 'item_group', 'item_id', 'item_name', 'kind', 'score'].sort(),
+    );
   });
 
   it('returns 5 results by default and honours top_k', async () => {

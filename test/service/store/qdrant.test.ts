@@ -72,7 +72,7 @@ describe('qdrant adapter specifics (on the double)', () => {
     expect(new Set(writes.map((w) => w.operationId))).toEqual(
       new Set(['create_field_index', 'upsert_points', 'delete_points']),
     );
-    expect(writes).toHaveLength(6);
+    expect(writes).toHaveLength(10); // 5 payload indexes, 2 upserts, 3 deletes
     expect(double.unwaitedWrites()).toEqual([]);
     // The same check sees a write that does not wait (the client leaves wait unset for delete).
     await store.client.delete('items', { points: [randomUUID()] });
@@ -130,6 +130,8 @@ describe('qdrant adapter specifics (on the double)', () => {
     const [search] = ops('query_points_groups');
     expect(search.body).toEqual({
       query: [1, 1],
+      // Disabled items are left out unless a search asks; points without the field count as enabled.
+      filter: { must: [], must_not: [{ key: 'disabled', match: { value: true } }] },
       group_by: 'item_id',
       group_size: 1,
       limit: 7,

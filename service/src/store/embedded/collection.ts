@@ -3,7 +3,7 @@
 // re-score them exactly from the rows, so a stale index entry can only cost time, never a wrong answer.
 import { l2Normalize } from '../../embedding/model.js';
 import { columnValues, ItemFields, RECORD_FIELDS, recordFrom } from '../../schemas/records.js';
-import type { Collection, CollectionInfo, ImageRecord, ItemMatch, ScrollPage } from '../port.js';
+import type { Collection, CollectionInfo, ImageRecord, ItemMatch, ScrollPage, SearchOptions } from '../port.js';
 import type { EmbeddedStore } from './store.js';
 
 /** A row: the record's columns (named as its fields) plus the row key and, when asked, the vector. */
@@ -16,6 +16,32 @@ const INSERT = `INSERT INTO points (collection, ${RECORD_FIELDS.join(', ')}, vec
 const DELETE_BATCH = 2000;
 
 const toRecord = (row: PointRow): ImageRecord => recordFrom(row);
+
+/** Below this many matching points a filtered search scores every one of them (about 1 ms per 10,000). */
+const EXACT_SUBSET = 20_000;
+
+/** SQL for a search's filter (undefined: none), over indexed columns. */
+function filterClause(options: SearchOptions): { sql: string; params: unknown[] } | undefined {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  for (const field of ['item_group', 'brand'] as const) {
+    const values = options.filter?.[field];
+    if (!values) continue;
+    parts.push(`${field} IN (${values.map(() => '?').join(', ')})`);
+    params.push(...values);
+  }
+  if (!options.includeDisabled) parts.push('disabled = 0');
+  return parts.length > 0 ? { sql: parts.join(' AND '), params } : undefined;
+}
+
+/** The same filter, on a row already read. */
+function matches(row: PointRow, options: SearchOptions): boolean {
+  for (const field of ['item_group', 'brand'] as const) {
+    const values = options.filter?.[field];
+    if (values && !values.includes(row[field] as string)) return false;
+  }
+  return options.includeDisabled === true || !row.disabled;
+}
 
 /** SQLite BLOBs are not guaranteed 4-byte aligned, so copy before viewing them as float32. */
 export const toVector = (blob: Buffer) => new Float32Array(new Uint8Array(blob).buffer);
@@ -95,7 +121,7 @@ export class EmbeddedCollection implements Collection {
     return rows.map(toRecord);
   }
 
-  async searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]> {
+  async searchItems(vector: Float32Array, limit: number, options: SearchOptions = {}): Promise<ItemMatch[]> {
     const { name, dim } = this.store.require(this.name);
     if (vector.length !== dim)
       throw new Error(`Query width ${vector.length} does not match collection ${name} (${dim}).`);
@@ -106,18 +132,44 @@ export class EmbeddedCollection implements Collection {
     const rows = this.db.prepare(
       `SELECT ${RECORD_COLUMNS}, vector FROM points WHERE key IN (SELECT value FROM json_each(?))`,
     );
+    const where = filterClause(options);
+    const itemFilter = options.filter?.item_group !== undefined || options.filter?.brand !== undefined;
+    // Disabled items are left out by default, which costs nothing while there are none.
+    const anyDisabled =
+      !options.includeDisabled &&
+      this.db.prepare('SELECT 1 FROM points WHERE collection = ? AND disabled = 1 LIMIT 1').get(name) !== undefined;
+    // A selective filter: score exactly the points it keeps (SQL finds them through its indexes).
+    let subset: number[] | undefined;
+    if (where && itemFilter) {
+      const count = this.db
+        .prepare(`SELECT COUNT(*) FROM points WHERE collection = ? AND ${where.sql}`)
+        .pluck()
+        .get(name, ...where.params) as number;
+      if (count === 0) return [];
+      if (count <= EXACT_SUBSET) {
+        subset = this.db
+          .prepare(`SELECT key FROM points WHERE collection = ? AND ${where.sql}`)
+          .pluck()
+          .all(name, ...where.params) as number[];
+      }
+    }
+    const keep = itemFilter || anyDisabled ? (row: PointRow) => matches(row, options) : () => true;
     // Items with many images take several candidates; widen until enough distinct items are found.
     const wanted = Math.min(index.size, Math.max(64, limit * 8));
     for (let breadth = 1; ; breadth *= 4) {
-      const candidates = index.search(query, Math.min(index.size, wanted * breadth), breadth);
+      const candidates = subset
+        ? index.searchAmong(query, subset, Math.min(subset.length, wanted * breadth))
+        : index.search(query, Math.min(index.size, wanted * breadth), breadth);
       const best = new Map<string, ItemMatch>();
       for (const row of rows.all(JSON.stringify(candidates.map((c) => c.key))) as PointRow[]) {
+        if (!keep(row)) continue;
         // Re-score exactly in float32: the index holds int8 codes and the caller sees the true cosine.
         const score = dot(query, toVector(row.vector!));
         const current = best.get(row.item_id);
         if (!current || score > current.score) best.set(row.item_id, { record: toRecord(row), score });
       }
-      if (best.size >= limit || index.exhaustive(breadth)) {
+      const exhausted = subset ? candidates.length >= subset.length : index.exhaustive(breadth);
+      if (best.size >= limit || exhausted) {
         return [...best.values()].sort((a, b) => b.score - a.score).slice(0, limit);
       }
     }

@@ -74,7 +74,8 @@ const MIGRATIONS: Migration[] = [
         ALTER TABLE points ADD COLUMN phash TEXT;
         CREATE INDEX points_by_sha256 ON points (collection, sha256);
         CREATE INDEX points_by_group ON points (collection, item_group);
-        CREATE INDEX points_by_brand ON points (collection, brand);`),
+        CREATE INDEX points_by_brand ON points (collection, brand);
+        CREATE INDEX points_by_disabled ON points (collection, disabled);`),
   },
 ];
 

@@ -119,6 +119,10 @@ export class EmbeddedStore implements VectorStore {
     })();
   }
 
+  async ensureSchema(): Promise<void> {
+    // The database's schema migrations (schema.ts) ran when it was opened.
+  }
+
   /** Loads (building it if needed) and saves the index of a collection, so the next process to open it
    * starts from the checkpoint instead of rebuilding. */
   async prepareIndex(collection: string): Promise<void> {

@@ -20,6 +20,7 @@ import {
   type ImageRecord,
   type ItemMatch,
   type ScrollPage,
+  type SearchOptions,
   type VectorStore,
 } from '../port.js';
 
@@ -60,6 +61,26 @@ const toRecord = (id: string | number, payload: Record<string, unknown> | null |
 const toVector = (vector: unknown): Float32Array | undefined =>
   Array.isArray(vector) ? Float32Array.from(vector as number[]) : undefined;
 const itemFilter = (itemId: string): Schemas['Filter'] => ({ must: [{ key: 'item_id', match: { value: itemId } }] });
+
+/** Payload indexes every collection has: the item id (reads, deletes) and the fields searches filter on. */
+const PAYLOAD_INDEXES: Array<{ field: string; schema: 'keyword' | 'bool' }> = [
+  { field: 'item_id', schema: 'keyword' },
+  { field: 'item_group', schema: 'keyword' },
+  { field: 'brand', schema: 'keyword' },
+  { field: 'disabled', schema: 'bool' },
+  { field: 'kind', schema: 'keyword' },
+];
+
+/** A search's filter in Qdrant's terms (undefined: none). Points without `disabled` (older ones) count as enabled. */
+function searchFilter(options: SearchOptions): Schemas['Filter'] | undefined {
+  const must: Schemas['Condition'][] = [];
+  for (const field of ['item_group', 'brand'] as const) {
+    const values = options.filter?.[field];
+    if (values) must.push({ key: field, match: { any: values } });
+  }
+  const mustNot: Schemas['Condition'][] = options.includeDisabled ? [] : [{ key: 'disabled', match: { value: true } }];
+  return must.length > 0 || mustNot.length > 0 ? { must, must_not: mustNot } : undefined;
+}
 
 /** Where an error came from: the connection, the server, or the request. */
 function classify(error: unknown): { kind: 'down' | 'auth' | 'server' | 'request'; status?: number; detail: string } {
@@ -202,15 +223,25 @@ export class QdrantStore implements VectorStore {
       }),
     );
     try {
-      await this.call(`creating the item_id index of ${name}`, (c) =>
-        c.createPayloadIndex(name, { field_name: 'item_id', field_schema: 'keyword', wait: true }),
-      );
+      await this.ensureSchema(name);
     } catch (error) {
       // Without its index the collection is half made; remove it so that a retry starts clean.
       await this.call(`removing half-created collection ${name}`, (c) => c.deleteCollection(name)).catch(
         () => undefined,
       );
       throw error;
+    }
+  }
+
+  /** Creates the payload indexes a collection lacks (collections made by older releases gain new ones). */
+  async ensureSchema(collection: string): Promise<void> {
+    const info = await this.call(`reading collection ${collection}`, (c) => c.getCollection(collection));
+    const present = new Set(Object.keys(info.payload_schema ?? {}));
+    for (const { field, schema } of PAYLOAD_INDEXES) {
+      if (present.has(field)) continue;
+      await this.call(`creating the ${field} index of ${collection}`, (c) =>
+        c.createPayloadIndex(collection, { field_name: field, field_schema: schema, wait: true }),
+      );
     }
   }
 
@@ -319,12 +350,14 @@ class QdrantCollection implements Collection {
     );
   }
 
-  async searchItems(vector: Float32Array, limit: number): Promise<ItemMatch[]> {
+  async searchItems(vector: Float32Array, limit: number, options: SearchOptions = {}): Promise<ItemMatch[]> {
     if (limit <= 0) return [];
     // One group per item with its single best image; Qdrant orders the groups by that image's score.
+    const filter = searchFilter(options);
     const { groups } = await this.store.call(`searching ${this.name}`, (c) =>
       c.queryGroups(this.name, {
         query: Array.from(vector),
+        ...(filter ? { filter } : {}),
         group_by: 'item_id',
         group_size: 1,
         limit,
