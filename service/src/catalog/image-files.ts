@@ -141,7 +141,7 @@ export class ImageFiles {
    * before it moves the file into place, so a reader that just saw the point may be a moment early.
    */
   async readStored(record: { image_id: string; file: string }, waitMs = 2000): Promise<Buffer> {
-    for (const deadline = Date.now() + waitMs; ; ) {
+    for (const deadline = Date.now() + waitMs; ;) {
       try {
         return await this.read(record.file);
       } catch (error) {

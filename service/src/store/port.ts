@@ -4,13 +4,28 @@
 // Names: a collection holds points of one width and one model. An alias is a second name that points
 // at a collection and can be moved atomically; the API always addresses its data by QDRANT_COLLECTION,
 // which is an alias (created on first start) so that a model migration can switch it in one step.
-import type { ImageRecord, ItemFields } from '../schemas/records.js';
+import type { ImageKind, ImageRecord, ItemFields } from '../schemas/records.js';
 
 export type { ImageRecord };
 
 /** The best-matching image of one item, with its cosine similarity to the query (1 = identical). */
 export interface ItemMatch {
   record: ImageRecord;
+  score: number;
+}
+
+/** An item's centroid of one image kind: the normalised mean of the (unit) vectors of those images. */
+export interface KindCentroid {
+  item_id: string;
+  kind: ImageKind;
+  /** Images it averages. */
+  count: number;
+  vector: Float32Array;
+}
+
+/** An item whose centroid of some kind is near a query, with that cosine. */
+export interface CentroidMatch {
+  item_id: string;
   score: number;
 }
 
@@ -53,6 +68,24 @@ export interface Collection {
    * the filter keeps (exactly: never an item outside it, never a miss among those inside it).
    */
   searchItems(vector: Float32Array, limit: number, options?: SearchOptions): Promise<ItemMatch[]>;
+  /**
+   * Items whose centroid of `kind` is nearest to `vector`, best first (candidates for item-level scoring;
+   * filtered like searchItems). Centroids are kept up to date by every write of the collection.
+   */
+  searchCentroids(
+    vector: Float32Array,
+    kind: ImageKind,
+    limit: number,
+    options?: SearchOptions,
+  ): Promise<CentroidMatch[]>;
+  /** Every centroid (of every kind) of these items. */
+  centroidsOf(itemIds: string[]): Promise<KindCentroid[]>;
+  /** Up to `limit` centroids of a kind spread over the collection (to estimate a query's similarity statistics). */
+  sampleCentroids(kind: ImageKind, limit: number): Promise<Float32Array[]>;
+  /** Each listed item's best image for `vector` (exact), best first. */
+  bestImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]>;
+  /** Recomputes every centroid from the points (a repair); returns how many there are. */
+  rebuildCentroids(): Promise<number>;
   /** Sets item fields on every point of the item (vectors untouched); returns how many points changed. */
   updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number>;
   deleteImages(imageIds: string[]): Promise<void>;

@@ -91,7 +91,8 @@ describe('embedded store', () => {
     expect((await first.collection('items').searchItems(axis(1), 1))[0].record.item_id).toBe('item1');
     const logs: string[] = [];
     const second = await reopen(first, dir, { log: (m) => logs.push(m) });
-    expect(readdirSync(path.join(dir, 'index'))).toEqual([expect.stringMatching(/^c_m_8\.\d+\.vidx$/)]);
+    // One checkpoint per index that was in use (the image index here).
+    expect(readdirSync(path.join(dir, 'index'))).toEqual([expect.stringMatching(/^c_m_8\.image\.\d+\.vidx$/)]);
     expect(await second.listAliases()).toEqual({ items: 'c_m_8' });
     const [hit] = await second.collection('items').searchItems(axis(2), 1);
     expect(hit).toMatchObject({ record: { item_id: 'item2' } });
@@ -215,13 +216,13 @@ describe('embedded store', () => {
         await first.prepareIndex('c');
         await first.close();
         stores.length = 0;
-        const [file] = readdirSync(path.join(dir, 'index'));
+        const file = readdirSync(path.join(dir, 'index')).find((f) => f.includes('.image.'));
         damage(path.join(dir, 'index', file!), dir);
 
         const logs: string[] = [];
         const second = open(dir, { log: (m) => logs.push(m) });
         expect((await second.collection('c').searchItems(axis(3), 1))[0].record.item_id).toBe('item3');
-        expect(logs.join('\n')).toMatch(/checkpoint c\.\d+\.vidx of c is not usable \(.+\); rebuilding/);
+        expect(logs.join('\n')).toMatch(/checkpoint c\.image\.\d+\.vidx of c is not usable \(.+\); rebuilding/);
         expect(logs.join('\n')).toMatch(/Rebuilt the vector index of c from 4 points/);
       });
     }
@@ -371,7 +372,11 @@ describe('embedded schema migrations', () => {
     expect(logs.join('\n')).toMatch(/Rebuilt the vector index of items_old_model_16 from 11 points/);
     // ...and the first new checkpoint removes the old file.
     await store.prepareIndex('items');
-    expect(readdirSync(path.join(dir, 'index'))).toEqual([expect.stringMatching(/^items_old_model_16\.\d+\.vidx$/)]);
+    expect(readdirSync(path.join(dir, 'index')).sort()).toEqual([
+      expect.stringMatching(/^items_old_model_16\.catalog\.\d+\.vidx$/),
+      expect.stringMatching(/^items_old_model_16\.image\.\d+\.vidx$/),
+      expect.stringMatching(/^items_old_model_16\.photo\.\d+\.vidx$/),
+    ]);
     // A second open has nothing left to migrate.
     const again = await reopen(store, dir, { log: (m) => logs.push(m) });
     expect(logs.filter((m) => m.startsWith('Embedded database upgraded'))).toHaveLength(SCHEMA_VERSION);
@@ -405,11 +410,11 @@ describe.skipIf(tmpfsUnavailable !== undefined)('embedded store on a full disk',
     symlinkSync(mount.dir, path.join(dir, 'index'));
     await expect(store.prepareIndex('c')).rejects.toBeInstanceOf(StoreFullError);
     expect(readdirSync(mount.dir)).toEqual([]);
-    expect(logs.join('\n')).toMatch(/Could not save the index checkpoint of c \(.*ENOSPC/);
+    expect(logs.join('\n')).toMatch(/Could not save the image index checkpoint of c \(.*ENOSPC/);
     expect((await store.collection('c').searchItems(wave(7, 256), 1))[0]!.record.image_id).toBe('v7');
     mount.resize(4096);
     await store.prepareIndex('c');
-    expect(readdirSync(mount.dir)).toEqual([expect.stringMatching(/^c\.\d+\.vidx$/)]);
+    expect(readdirSync(mount.dir)).toContainEqual(expect.stringMatching(/^c\.image\.\d+\.vidx$/));
   });
 
   it('a write to a full database fails with StoreFullError, changes nothing, reads go on, writes resume', async () => {

@@ -2,8 +2,17 @@
 // changes for the vector index in the same transaction; searches take candidates from the index and
 // re-score them exactly from the rows, so a stale index entry can only cost time, never a wrong answer.
 import { l2Normalize } from '../../embedding/model.js';
-import { columnValues, ItemFields, RECORD_FIELDS, recordFrom } from '../../schemas/records.js';
-import type { Collection, CollectionInfo, ImageRecord, ItemMatch, ScrollPage, SearchOptions } from '../port.js';
+import { columnValues, ItemFields, RECORD_FIELDS, recordFrom, type ImageKind } from '../../schemas/records.js';
+import type {
+  CentroidMatch,
+  Collection,
+  CollectionInfo,
+  ImageRecord,
+  ItemMatch,
+  KindCentroid,
+  ScrollPage,
+  SearchOptions,
+} from '../port.js';
 import type { EmbeddedStore } from './store.js';
 
 /** A row: the record's columns (named as its fields) plus the row key and, when asked, the vector. */
@@ -99,7 +108,7 @@ export class EmbeddedCollection implements Collection {
         const result = insert.run(name, ...columnValues(record), toBlob(unit));
         added.push(Number(result.lastInsertRowid));
       }
-      return { added, removed };
+      return { added, removed, items: points.map((p) => p.record.item_id) };
     });
   }
 
@@ -175,6 +184,114 @@ export class EmbeddedCollection implements Collection {
     }
   }
 
+  async searchCentroids(
+    vector: Float32Array,
+    kind: ImageKind,
+    limit: number,
+    options: SearchOptions = {},
+  ): Promise<CentroidMatch[]> {
+    const { name, dim } = this.store.require(this.name);
+    if (limit <= 0) return [];
+    const index = await this.store.indexes.current(name, dim, kind);
+    if (index.size === 0) return [];
+    const query = l2Normalize(Float32Array.from(vector));
+    const where = filterClause(options);
+    const anyDisabled =
+      !options.includeDisabled &&
+      this.db.prepare('SELECT 1 FROM points WHERE collection = ? AND disabled = 1 LIMIT 1').get(name) !== undefined;
+    const itemFilter = options.filter?.item_group !== undefined || options.filter?.brand !== undefined;
+    // With a filter: the centroid rows of the items it keeps (found through the points' indexes).
+    let allowed: number[] | undefined;
+    if (where && (itemFilter || anyDisabled)) {
+      allowed = this.db
+        .prepare(
+          `SELECT key FROM item_kinds WHERE collection = ? AND kind = ?
+             AND item_id IN (SELECT item_id FROM points WHERE collection = ? AND ${where.sql})`,
+        )
+        .pluck()
+        .all(name, kind, name, ...where.params) as number[];
+      if (allowed.length === 0) return [];
+    }
+    const rows = this.db.prepare(
+      'SELECT key, item_id, centroid FROM item_kinds WHERE key IN (SELECT value FROM json_each(?))',
+    );
+    const allowedSet = allowed && allowed.length > EXACT_SUBSET ? new Set(allowed) : undefined;
+    const wanted = Math.min(index.size, Math.max(32, limit * 2));
+    for (let breadth = 1; ; breadth *= 4) {
+      const candidates =
+        allowed && !allowedSet
+          ? index.searchAmong(query, allowed, wanted * breadth)
+          : index.search(query, Math.min(index.size, wanted * breadth), breadth);
+      const found: CentroidMatch[] = [];
+      for (const row of rows.all(JSON.stringify(candidates.map((c) => c.key))) as Array<{
+        key: number;
+        item_id: string;
+        centroid: Buffer;
+      }>) {
+        if (allowedSet && !allowedSet.has(row.key)) continue;
+        found.push({ item_id: row.item_id, score: dot(query, toVector(row.centroid)) });
+      }
+      const exhausted = allowed && !allowedSet ? candidates.length >= allowed.length : index.exhaustive(breadth);
+      if (found.length >= limit || exhausted) return found.sort((a, b) => b.score - a.score).slice(0, limit);
+    }
+  }
+
+  async centroidsOf(itemIds: string[]): Promise<KindCentroid[]> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved || itemIds.length === 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT item_id, kind, count, centroid FROM item_kinds
+         WHERE collection = ? AND item_id IN (SELECT value FROM json_each(?))`,
+      )
+      .all(resolved.name, JSON.stringify(itemIds)) as Array<{
+      item_id: string;
+      kind: ImageKind;
+      count: number;
+      centroid: Buffer;
+    }>;
+    return rows.map((row) => ({
+      item_id: row.item_id,
+      kind: row.kind,
+      count: row.count,
+      vector: toVector(row.centroid),
+    }));
+  }
+
+  async sampleCentroids(kind: ImageKind, limit: number): Promise<Float32Array[]> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return [];
+    const rows = this.db
+      .prepare('SELECT centroid FROM item_kinds WHERE collection = ? AND kind = ? ORDER BY random() LIMIT ?')
+      .pluck()
+      .all(resolved.name, kind, limit) as Buffer[];
+    return rows.map(toVector);
+  }
+
+  async bestImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved || itemIds.length === 0) return [];
+    const query = l2Normalize(Float32Array.from(vector));
+    const rows = this.db
+      .prepare(
+        `SELECT ${RECORD_COLUMNS}, vector FROM points
+         WHERE collection = ? AND item_id IN (SELECT value FROM json_each(?))`,
+      )
+      .all(resolved.name, JSON.stringify(itemIds)) as PointRow[];
+    const best = new Map<string, ItemMatch>();
+    for (const row of rows) {
+      const score = dot(query, toVector(row.vector!));
+      const current = best.get(row.item_id);
+      if (!current || score > current.score) best.set(row.item_id, { record: toRecord(row), score });
+    }
+    return [...best.values()].sort((a, b) => b.score - a.score);
+  }
+
+  async rebuildCentroids(): Promise<number> {
+    const { name } = this.store.require(this.name);
+    return this.store.rebuildCentroids(name);
+  }
+
   async updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number> {
     const resolved = this.store.resolve(this.name);
     // Column names come from the record schema, never from the caller.
@@ -192,17 +309,19 @@ export class EmbeddedCollection implements Collection {
   async deleteImages(imageIds: string[]): Promise<void> {
     const resolved = this.store.resolve(this.name);
     if (!resolved || imageIds.length === 0) return;
-    const find = this.db.prepare('SELECT key FROM points WHERE collection = ? AND image_id = ?').pluck();
+    const find = this.db.prepare('SELECT key, item_id FROM points WHERE collection = ? AND image_id = ?');
     const remove = this.db.prepare('DELETE FROM points WHERE key = ?');
     this.store.write(resolved.name, () => {
       const removed: number[] = [];
+      const items: string[] = [];
       for (const imageId of imageIds) {
-        const key = find.get(resolved.name, imageId) as number | undefined;
-        if (key === undefined) continue;
-        remove.run(key);
-        removed.push(key);
+        const row = find.get(resolved.name, imageId) as { key: number; item_id: string } | undefined;
+        if (row === undefined) continue;
+        remove.run(row.key);
+        removed.push(row.key);
+        items.push(row.item_id);
       }
-      return { added: [], removed };
+      return { added: [], removed, items };
     });
   }
 
@@ -214,7 +333,7 @@ export class EmbeddedCollection implements Collection {
         .prepare('DELETE FROM points WHERE collection = ? AND item_id = ? RETURNING key')
         .pluck()
         .all(resolved.name, itemId) as number[];
-      return { added: [], removed: keys };
+      return { added: [], removed: keys, items: [itemId] };
     });
   }
 
@@ -223,18 +342,16 @@ export class EmbeddedCollection implements Collection {
   async deleteAll(): Promise<void> {
     const resolved = this.store.resolve(this.name);
     if (!resolved) return;
-    const batch = this.db
-      .prepare(
-        `DELETE FROM points WHERE key IN (SELECT key FROM points WHERE collection = ? LIMIT ${DELETE_BATCH})
-         RETURNING key`,
-      )
-      .pluck();
+    const batch = this.db.prepare(
+      `DELETE FROM points WHERE key IN (SELECT key FROM points WHERE collection = ? LIMIT ${DELETE_BATCH})
+         RETURNING key, item_id`,
+    );
     for (;;) {
       let removed = 0;
       this.store.write(resolved.name, () => {
-        const keys = batch.all(resolved.name) as number[];
-        removed = keys.length;
-        return { added: [], removed: keys };
+        const rows = batch.all(resolved.name) as Array<{ key: number; item_id: string }>;
+        removed = rows.length;
+        return { added: [], removed: rows.map((row) => row.key), items: rows.map((row) => row.item_id) };
       });
       if (removed < DELETE_BATCH) return;
       await new Promise<void>((resolve) => setImmediate(resolve));

@@ -77,7 +77,92 @@ const MIGRATIONS: Migration[] = [
         CREATE INDEX points_by_brand ON points (collection, brand);
         CREATE INDEX points_by_disabled ON points (collection, disabled);`),
   },
+  {
+    version: 4,
+    why:
+      'per-item centroids of each image kind, kept with every write and indexed, for item-level scoring; the ' +
+      'change log and the index checkpoints name the index (space) they belong to',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE item_kinds (
+          key INTEGER PRIMARY KEY AUTOINCREMENT,
+          collection TEXT NOT NULL REFERENCES collections(name),
+          item_id TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL, centroid BLOB NOT NULL,
+          UNIQUE (collection, item_id, kind));
+        CREATE INDEX item_kinds_by_kind ON item_kinds (collection, kind);
+        ALTER TABLE changes ADD COLUMN space TEXT NOT NULL DEFAULT 'image';
+        DROP INDEX changes_by_collection;
+        CREATE INDEX changes_by_space ON changes (collection, space, seq);
+        CREATE TABLE checkpoints_v4 (
+          collection TEXT NOT NULL, space TEXT NOT NULL, seq INTEGER NOT NULL, file TEXT NOT NULL,
+          bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (collection, space));
+        INSERT INTO checkpoints_v4 SELECT collection, 'image', seq, file, bytes, sha256 FROM checkpoints;
+        DROP TABLE checkpoints;
+        ALTER TABLE checkpoints_v4 RENAME TO checkpoints;`);
+      // Centroids of the images already stored (the indexes are built from them at first use).
+      const collections = db.prepare('SELECT name FROM collections').pluck().all() as string[];
+      for (const collection of collections) rebuildCentroids(db, collection);
+    },
+  },
 ];
+
+/**
+ * Recomputes every item centroid of a collection from its points (the migration that introduced them,
+ * and `ops check --repair`), logging the changes for the indexes. Returns how many centroids there are.
+ */
+export function rebuildCentroids(db: Db, collection: string): number {
+  const log = db.prepare('INSERT INTO changes (collection, key, op, space) VALUES (?, ?, ?, ?)');
+  for (const row of db.prepare('SELECT key, kind FROM item_kinds WHERE collection = ?').all(collection) as Array<{
+    key: number;
+    kind: string;
+  }>) {
+    log.run(collection, row.key, 'del', row.kind);
+  }
+  db.prepare('DELETE FROM item_kinds WHERE collection = ?').run(collection);
+  const items = db
+    .prepare('SELECT DISTINCT item_id FROM points WHERE collection = ?')
+    .pluck()
+    .all(collection) as string[];
+  for (const itemId of items) writeCentroids(db, collection, itemId);
+  return db.prepare('SELECT COUNT(*) FROM item_kinds WHERE collection = ?').pluck().get(collection) as number;
+}
+
+/**
+ * Makes an item's centroid rows match its points: one row per kind it has images of, holding the
+ * normalised mean of those images' (unit) vectors; rows of kinds it no longer has go. Every change is
+ * logged for the kind's index. Runs inside the caller's transaction.
+ */
+export function writeCentroids(db: Db, collection: string, itemId: string): void {
+  const log = db.prepare('INSERT INTO changes (collection, key, op, space) VALUES (?, ?, ?, ?)');
+  const old = db
+    .prepare('SELECT key, kind FROM item_kinds WHERE collection = ? AND item_id = ?')
+    .all(collection, itemId) as Array<{ key: number; kind: string }>;
+  const sums = new Map<string, { sum: Float32Array; count: number }>();
+  for (const row of db
+    .prepare('SELECT kind, vector FROM points WHERE collection = ? AND item_id = ?')
+    .iterate(collection, itemId) as Iterable<{ kind: string; vector: Buffer }>) {
+    const vector = new Float32Array(new Uint8Array(row.vector).buffer);
+    let entry = sums.get(row.kind);
+    if (!entry) sums.set(row.kind, (entry = { sum: new Float32Array(vector.length), count: 0 }));
+    for (let i = 0; i < vector.length; i++) entry.sum[i]! += vector[i]!;
+    entry.count++;
+  }
+  for (const row of old) {
+    db.prepare('DELETE FROM item_kinds WHERE key = ?').run(row.key);
+    log.run(collection, row.key, 'del', row.kind);
+  }
+  const insert = db.prepare(
+    'INSERT INTO item_kinds (collection, item_id, kind, count, centroid) VALUES (?, ?, ?, ?, ?)',
+  );
+  for (const [kind, { sum, count }] of sums) {
+    let norm = 0;
+    for (const x of sum) norm += x * x;
+    norm = Math.sqrt(norm) || 1;
+    const centroid = sum.map((x) => x / norm);
+    const key = Number(insert.run(collection, itemId, kind, count, Buffer.from(centroid.buffer)).lastInsertRowid);
+    log.run(collection, key, 'add', kind);
+  }
+}
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { StoreUnavailableError, type Collection, type CollectionInfo, type VectorStore } from '../port.js';
 import { EmbeddedCollection } from './collection.js';
 import { guarded, openDatabase, type Db } from './database.js';
-import { IndexManager } from './index-manager.js';
-import { migrate } from './schema.js';
+import { IndexManager, SPACES } from './index-manager.js';
+import { migrate, rebuildCentroids, writeCentroids } from './schema.js';
 
 /** The store's files in its data directory (known only to the embedded adapter). */
 export const databaseFile = (dataDir: string) => path.join(dataDir, 'store.sqlite');
@@ -93,7 +93,7 @@ export class EmbeddedStore implements VectorStore {
 
   async deleteCollection(name: string): Promise<void> {
     this.db.transaction(() => {
-      for (const table of ['points', 'changes', 'checkpoints']) {
+      for (const table of ['points', 'item_kinds', 'changes', 'checkpoints']) {
         this.db.prepare(`DELETE FROM ${table} WHERE collection = ?`).run(name);
       }
       this.db.prepare('DELETE FROM aliases WHERE collection = ?').run(name);
@@ -127,7 +127,7 @@ export class EmbeddedStore implements VectorStore {
    * starts from the checkpoint instead of rebuilding. */
   async prepareIndex(collection: string): Promise<void> {
     const { name, dim } = this.require(collection);
-    await this.indexes.checkpoint(name, dim);
+    for (const space of SPACES) await this.indexes.checkpoint(name, space, dim);
   }
 
   async close(): Promise<void> {
@@ -158,13 +158,25 @@ export class EmbeddedStore implements VectorStore {
   }
 
   /** Applies a write and its change-log entries in one transaction, then maybe schedules a checkpoint. */
-  write(collection: string, change: () => { added: number[]; removed: number[] }): void {
-    const logChange = this.db.prepare('INSERT INTO changes (collection, key, op) VALUES (?, ?, ?)');
+  /** Recomputes a collection's centroids from its points (one transaction), for `ops check --repair`. */
+  rebuildCentroids(collection: string): number {
+    const count = this.db.transaction(() => rebuildCentroids(this.db, collection)).immediate();
+    this.indexes.afterWrite(collection);
+    return count;
+  }
+
+  /**
+   * Applies a write, its change-log entries and the centroids of the items it touched in one transaction,
+   * then maybe schedules checkpoints.
+   */
+  write(collection: string, change: () => { added: number[]; removed: number[]; items: Iterable<string> }): void {
+    const logChange = this.db.prepare("INSERT INTO changes (collection, key, op, space) VALUES (?, ?, ?, 'image')");
     this.db
       .transaction(() => {
-        const { added, removed } = change();
+        const { added, removed, items } = change();
         for (const key of removed) logChange.run(collection, key, 'del');
         for (const key of added) logChange.run(collection, key, 'add');
+        for (const itemId of new Set(items)) writeCentroids(this.db, collection, itemId);
       })
       .immediate(); // take the write lock up front: deferred upgrades can fail at once under contention
     this.indexes.afterWrite(collection);

@@ -12,13 +12,16 @@ import {
   QdrantClientTimeoutError,
   type Schemas,
 } from '@qdrant/js-client-rest';
-import { ItemFields, recordFrom } from '../../schemas/records.js';
+import { createHash } from 'node:crypto';
+import { IMAGE_KINDS, ItemFields, itemFieldsOf, recordFrom, type ImageKind } from '../../schemas/records.js';
 import {
   StoreUnavailableError,
   type Collection,
   type CollectionInfo,
   type ImageRecord,
   type ItemMatch,
+  type CentroidMatch,
+  type KindCentroid,
   type ScrollPage,
   type SearchOptions,
   type VectorStore,
@@ -60,7 +63,27 @@ const toRecord = (id: string | number, payload: Record<string, unknown> | null |
 
 const toVector = (vector: unknown): Float32Array | undefined =>
   Array.isArray(vector) ? Float32Array.from(vector as number[]) : undefined;
+/**
+ * Item centroids (item-level scoring) are points of the same collection, marked by this payload field
+ * with their kind; every query for images leaves them out, and they carry the item's fields so that
+ * PATCH (set_payload by item_id) and filters reach them too. Their ids derive from item and kind.
+ */
+const CENTROID = 'centroid_of_kind';
+const IS_CENTROID: Schemas['Condition'] = { key: CENTROID, match: { any: IMAGE_KINDS } };
+/** All points of an item: its images and its centroids. */
 const itemFilter = (itemId: string): Schemas['Filter'] => ({ must: [{ key: 'item_id', match: { value: itemId } }] });
+/** The images of an item. */
+const itemImagesFilter = (itemId: string): Schemas['Filter'] => ({ ...itemFilter(itemId), must_not: [IS_CENTROID] });
+const imagesOnly: Schemas['Filter'] = { must_not: [IS_CENTROID] };
+
+/** The point id of an item's centroid of a kind: a UUID (version 5 layout) derived from both. */
+export function centroidId(itemId: string, kind: ImageKind): string {
+  const hash = createHash('sha1').update(`centroid\u0000${itemId}\u0000${kind}`).digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const hex = hash.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 /** Payload indexes every collection has: the item id (reads, deletes) and the fields searches filter on. */
 const PAYLOAD_INDEXES: Array<{ field: string; schema: 'keyword' | 'bool' }> = [
@@ -69,17 +92,18 @@ const PAYLOAD_INDEXES: Array<{ field: string; schema: 'keyword' | 'bool' }> = [
   { field: 'brand', schema: 'keyword' },
   { field: 'disabled', schema: 'bool' },
   { field: 'kind', schema: 'keyword' },
+  { field: CENTROID, schema: 'keyword' },
 ];
 
 /** A search's filter in Qdrant's terms (undefined: none). Points without `disabled` (older ones) count as enabled. */
-function searchFilter(options: SearchOptions): Schemas['Filter'] | undefined {
+function searchFilter(options: SearchOptions): { must: Schemas['Condition'][]; must_not: Schemas['Condition'][] } {
   const must: Schemas['Condition'][] = [];
   for (const field of ['item_group', 'brand'] as const) {
     const values = options.filter?.[field];
     if (values) must.push({ key: field, match: { any: values } });
   }
   const mustNot: Schemas['Condition'][] = options.includeDisabled ? [] : [{ key: 'disabled', match: { value: true } }];
-  return must.length > 0 || mustNot.length > 0 ? { must, must_not: mustNot } : undefined;
+  return { must, must_not: mustNot };
 }
 
 /** Where an error came from: the connection, the server, or the request. */
@@ -202,7 +226,9 @@ export class QdrantStore implements VectorStore {
       throw new Error(`Qdrant collection ${name} uses named vectors; this service needs one unnamed vector per point.`);
     }
     const metadata = info.config.metadata;
-    const count = await this.callOr(`counting points of ${name}`, undefined, (c) => c.count(name, { exact: true }));
+    const count = await this.callOr(`counting points of ${name}`, undefined, (c) =>
+      c.count(name, { filter: imagesOnly, exact: true }),
+    );
     if (!count) return undefined;
     return { name, dim: size, model: typeof metadata?.model === 'string' ? metadata.model : null, points: count.count };
   }
@@ -313,6 +339,66 @@ class QdrantCollection implements Collection {
         c.upsert(this.name, { wait: true, points: batch }),
       );
     }
+    await this.refreshCentroids(points.map((p) => p.record.item_id));
+  }
+
+  /** Images of an item with their vectors, page by page. */
+  private async imagesWithVectors(itemId: string): Promise<Array<{ record: ImageRecord; vector: Float32Array }>> {
+    const found: Array<{ record: ImageRecord; vector: Float32Array }> = [];
+    let offset: Schemas['ExtendedPointId'] | undefined;
+    do {
+      const page = await this.store.call(`reading the images of item ${JSON.stringify(itemId)}`, (c) =>
+        c.scroll(this.name, {
+          filter: itemImagesFilter(itemId),
+          limit: ITEM_PAGE,
+          offset,
+          with_payload: true,
+          with_vector: true,
+        }),
+      );
+      for (const point of page.points) {
+        const vector = toVector(point.vector);
+        if (vector) found.push({ record: toRecord(point.id, point.payload), vector });
+      }
+      const next = page.next_page_offset;
+      offset = typeof next === 'string' || typeof next === 'number' ? next : undefined;
+    } while (offset !== undefined);
+    return found;
+  }
+
+  /** Makes the items' centroid points match their images (one per kind they have images of). */
+  private async refreshCentroids(itemIds: Iterable<string>): Promise<void> {
+    for (const itemId of new Set(itemIds)) {
+      const images = await this.imagesWithVectors(itemId);
+      const points: Array<{ id: string; vector: number[]; payload: Record<string, unknown> }> = [];
+      const gone: string[] = [];
+      for (const kind of IMAGE_KINDS) {
+        const ofKind = images.filter((image) => image.record.kind === kind);
+        if (ofKind.length === 0) {
+          gone.push(centroidId(itemId, kind));
+          continue;
+        }
+        const sum = new Float64Array(ofKind[0]!.vector.length);
+        for (const { vector } of ofKind) for (let i = 0; i < sum.length; i++) sum[i]! += vector[i]!;
+        const norm = Math.sqrt(sum.reduce((total, x) => total + x * x, 0)) || 1;
+        const newest = ofKind.reduce((a, b) => (a.record.created_at >= b.record.created_at ? a : b)).record;
+        points.push({
+          id: centroidId(itemId, kind),
+          vector: Array.from(sum, (x) => x / norm),
+          payload: { ...itemFieldsOf(newest), [CENTROID]: kind, count: ofKind.length },
+        });
+      }
+      if (points.length > 0) {
+        await this.store.call(`writing the centroids of ${JSON.stringify(itemId)}`, (c) =>
+          c.upsert(this.name, { wait: true, points }),
+        );
+      }
+      if (gone.length > 0) {
+        await this.store.callOr(`removing centroids of ${JSON.stringify(itemId)}`, undefined, (c) =>
+          c.delete(this.name, { wait: true, points: gone }),
+        );
+      }
+    }
   }
 
   async image(imageId: string): Promise<ImageRecord | undefined> {
@@ -332,7 +418,7 @@ class QdrantCollection implements Collection {
         undefined,
         (c) =>
           c.scroll(this.name, {
-            filter: itemFilter(itemId),
+            filter: itemImagesFilter(itemId),
             limit: ITEM_PAGE,
             offset,
             with_payload: true,
@@ -357,7 +443,7 @@ class QdrantCollection implements Collection {
     const { groups } = await this.store.call(`searching ${this.name}`, (c) =>
       c.queryGroups(this.name, {
         query: Array.from(vector),
-        ...(filter ? { filter } : {}),
+        filter: { ...filter, must_not: [...filter.must_not, IS_CENTROID] },
         group_by: 'item_id',
         group_size: 1,
         limit,
@@ -371,6 +457,94 @@ class QdrantCollection implements Collection {
     });
   }
 
+  async searchCentroids(
+    vector: Float32Array,
+    kind: ImageKind,
+    limit: number,
+    options: SearchOptions = {},
+  ): Promise<CentroidMatch[]> {
+    if (limit <= 0) return [];
+    const filter = searchFilter(options);
+    const found = await this.store.callOr(`searching the ${kind} centroids of ${this.name}`, undefined, (c) =>
+      c.query(this.name, {
+        query: Array.from(vector),
+        filter: { ...filter, must: [...filter.must, { key: CENTROID, match: { value: kind } }] },
+        limit,
+        with_payload: ['item_id'],
+        with_vector: false,
+      }),
+    );
+    return (found?.points ?? []).map((point) => ({
+      item_id: String((point.payload as { item_id?: unknown } | null | undefined)?.item_id ?? ''),
+      score: point.score,
+    }));
+  }
+
+  async centroidsOf(itemIds: string[]): Promise<KindCentroid[]> {
+    if (itemIds.length === 0) return [];
+    const ids = itemIds.flatMap((itemId) => IMAGE_KINDS.map((kind) => centroidId(itemId, kind)));
+    const points = await this.store.callOr(`reading centroids from ${this.name}`, [], (c) =>
+      c.retrieve(this.name, { ids, with_payload: true, with_vector: true }),
+    );
+    return points.flatMap((point) => {
+      const payload = (point.payload ?? {}) as { item_id?: unknown; count?: unknown; [CENTROID]?: unknown };
+      const vector = toVector(point.vector);
+      const kind = payload[CENTROID];
+      if (!vector || (kind !== 'catalog' && kind !== 'photo')) return [];
+      return [{ item_id: String(payload.item_id), kind, count: Number(payload.count ?? 0), vector }];
+    });
+  }
+
+  async sampleCentroids(kind: ImageKind, limit: number): Promise<Float32Array[]> {
+    // Centroid ids are hashes, so the first ones in id order are a sample spread over the collection.
+    const page = await this.store.callOr(`sampling the ${kind} centroids of ${this.name}`, undefined, (c) =>
+      c.scroll(this.name, {
+        filter: { must: [{ key: CENTROID, match: { value: kind } }] },
+        limit,
+        with_payload: false,
+        with_vector: true,
+      }),
+    );
+    return (page?.points ?? []).flatMap((point) => toVector(point.vector) ?? []);
+  }
+
+  async bestImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]> {
+    if (itemIds.length === 0) return [];
+    const { groups } = await this.store.call(`scoring the images of ${itemIds.length} item(s)`, (c) =>
+      c.queryGroups(this.name, {
+        query: Array.from(vector),
+        filter: { must: [{ key: 'item_id', match: { any: itemIds } }], must_not: [IS_CENTROID] },
+        group_by: 'item_id',
+        group_size: 1,
+        limit: itemIds.length,
+        with_payload: true,
+        with_vector: false,
+      }),
+    );
+    return groups.flatMap((group) => {
+      const [best] = group.hits;
+      return best ? [{ record: toRecord(best.id, best.payload), score: best.score }] : [];
+    });
+  }
+
+  async rebuildCentroids(): Promise<number> {
+    await this.store.callOr(`removing the centroids of ${this.name}`, undefined, (c) =>
+      c.delete(this.name, { wait: true, filter: { must: [IS_CENTROID] } }),
+    );
+    const items = new Set<string>();
+    for (let after: string | undefined; ;) {
+      const page = await this.scroll({ after, limit: 1000 });
+      for (const { record } of page.points) items.add(record.item_id);
+      if (!page.next) break;
+      after = page.next;
+    }
+    await this.refreshCentroids(items);
+    const counted = await this.store.call(`counting the centroids of ${this.name}`, (c) =>
+      c.count(this.name, { filter: { must: [IS_CENTROID] }, exact: true }),
+    );
+    return counted.count;
+  }
+
   async updateItem(itemId: string, patch: Partial<Omit<ItemFields, 'item_id'>>): Promise<number> {
     const payload = Object.fromEntries(
       Object.entries(patch).filter(([key]) => key !== 'item_id' && key in ItemFields.properties),
@@ -380,16 +554,20 @@ class QdrantCollection implements Collection {
       c.setPayload(this.name, { payload, filter: itemFilter(itemId), wait: true }),
     );
     const counted = await this.store.call(`counting the images of ${JSON.stringify(itemId)}`, (c) =>
-      c.count(this.name, { filter: itemFilter(itemId), exact: true }),
+      c.count(this.name, { filter: itemImagesFilter(itemId), exact: true }),
     );
     return counted.count;
   }
 
   async deleteImages(imageIds: string[]): Promise<void> {
     if (imageIds.length === 0) return;
+    const found = await this.store.callOr(`reading ${imageIds.length} image(s) of ${this.name}`, [], (c) =>
+      c.retrieve(this.name, { ids: imageIds, with_payload: ['item_id'], with_vector: false }),
+    );
     await this.store.callOr(`deleting ${imageIds.length} image(s) from ${this.name}`, undefined, (c) =>
       c.delete(this.name, { wait: true, points: imageIds }),
     );
+    await this.refreshCentroids(found.map((point) => String((point.payload as { item_id?: unknown })?.item_id)));
   }
 
   async deleteItem(itemId: string): Promise<void> {
@@ -411,6 +589,7 @@ class QdrantCollection implements Collection {
     // Qdrant's offset is inclusive: start at `after` and skip it when it is still there.
     const page = await this.store.callOr(`scrolling ${this.name}`, undefined, (c) =>
       c.scroll(this.name, {
+        filter: imagesOnly,
         offset: after,
         limit: limit + 1,
         with_payload: true,
@@ -430,7 +609,7 @@ class QdrantCollection implements Collection {
 
   async count(): Promise<number> {
     const result = await this.store.callOr(`counting points of ${this.name}`, undefined, (c) =>
-      c.count(this.name, { exact: true }),
+      c.count(this.name, { filter: imagesOnly, exact: true }),
     );
     return result?.count ?? 0;
   }
