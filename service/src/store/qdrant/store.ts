@@ -475,7 +475,7 @@ class QdrantCollection implements Collection {
       }),
     );
     return (found?.points ?? []).map((point) => ({
-      item_id: String((point.payload as { item_id?: unknown } | null | undefined)?.item_id ?? ''),
+      item_id: recordFrom(point.payload ?? {}).item_id,
       score: point.score,
     }));
   }
