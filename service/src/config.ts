@@ -246,6 +246,18 @@ export const VARIABLES = {
     parse: fraction,
     doc: 'Search rows below this confidence (0-1) are dropped unless a request sets min_confidence.',
   },
+  searchZoom: {
+    env: 'SEARCH_ZOOM',
+    default: '0.8',
+    parse: (raw, name) => {
+      const value = fraction(raw, name);
+      if (value < 0.3) throw new ConfigError(`${name}=${raw}: keep at least 0.3 of each side (1 = off).`);
+      return value;
+    },
+    doc:
+      'Searches also embed the central part of the photo (this fraction of each side, where the product usually ' +
+      'is) and average both views: a second inference per search, run beside the first. 1 = the whole photo only.',
+  },
   maxTopK: { env: 'MAX_TOP_K', default: '50', parse: integer(1, 1000), doc: 'Upper bound for top_k in /search.' },
   embedConcurrency: {
     env: 'EMBED_CONCURRENCY',

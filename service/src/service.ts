@@ -37,6 +37,7 @@ export async function openService(
       models,
       alias: config.collection,
       log: componentLog(log, 'catalog'),
+      searchZoom: config.searchZoom,
     });
     return { store, models, catalog, close };
   } catch (error) {

@@ -440,6 +440,32 @@ export class DoubleState {
     return [...c.points.values()].filter((p) => matchFilter(p, body.filter as Filter)).length;
   }
 
+  /** Exact nearest-neighbour query (POST .../points/query with a plain vector): points by score, ties by id. */
+  query(c: CollectionState, body: Record<string, unknown>, vector: unknown) {
+    for (const key of ['prefetch', 'using', 'lookup_from', 'shard_key', 'params']) {
+      if (body[key] !== undefined && body[key] !== null) throw new DoubleGap(`${key} is not implemented by the double`);
+    }
+    const limit = (body.limit as number | undefined | null) ?? 10;
+    const offset = (body.offset as number | undefined | null) ?? 0;
+    if (!Number.isInteger(limit) || limit < 1) throw formatError('limit: value must be at least 1');
+    if (!Number.isInteger(offset) || offset < 0) throw formatError('offset: value must be a non-negative integer');
+    const threshold = body.score_threshold as number | undefined | null;
+    const query = normalize(denseVector(vector, c.size));
+    const points = [...c.points.values()]
+      .filter((p) => matchFilter(p, body.filter as Filter))
+      .map((point) => ({ point, score: dot(query, point.vector) }))
+      .filter(({ score }) => threshold === undefined || threshold === null || score >= threshold)
+      .sort((a, b) => b.score - a.score || compareIds(a.point.id, b.point.id))
+      .slice(offset, offset + limit);
+    return {
+      points: points.map(({ point, score }) => ({
+        ...recordOf(point, body.with_payload, body.with_vector, false),
+        version: point.version,
+        score,
+      })),
+    };
+  }
+
   /** Exact grouped nearest-neighbour search: groups ordered by their best hit, hits by score. */
   groups(c: CollectionState, body: Record<string, unknown>, vector: unknown) {
     for (const key of ['prefetch', 'using', 'lookup_from', 'with_lookup', 'shard_key', 'params']) {

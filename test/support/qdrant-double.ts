@@ -706,12 +706,21 @@ export class QdrantDouble {
       },
       {
         method: 'POST',
+        path: '/collections/{collection_name}/points/query',
+        operationId: 'query_points',
+        handler: (ctx) => {
+          const vector = queryVector(ctx.body.query);
+          if (vector === undefined || vector === null)
+            throw new DoubleGap('query without a query vector is not implemented by the double');
+          return s.query(collection(ctx), ctx.body, vector);
+        },
+      },
+      {
+        method: 'POST',
         path: '/collections/{collection_name}/points/query/groups',
         operationId: 'query_points_groups',
         handler: (ctx) => {
-          const query = ctx.body.query;
-          const vector =
-            query && typeof query === 'object' && !Array.isArray(query) && 'nearest' in query ? query.nearest : query;
+          const vector = queryVector(ctx.body.query);
           if (vector === undefined || vector === null)
             throw new DoubleGap('query/groups without a query vector is not implemented by the double');
           return s.groups(collection(ctx), ctx.body, vector);
@@ -905,4 +914,11 @@ async function parseMultipart(ctx: Context): Promise<FormData> {
   } catch (error) {
     throw new QdrantError(400, `Multipart form error: ${(error as Error).message}`, true);
   }
+}
+
+/** The dense vector of a Query API `query`: a plain vector or `{ nearest: vector }`. */
+function queryVector(query: unknown): unknown {
+  return query && typeof query === 'object' && !Array.isArray(query) && 'nearest' in query
+    ? (query as { nearest: unknown }).nearest
+    : query;
 }

@@ -17,10 +17,19 @@ import {
 import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock, SharedExclusiveLock } from './locks.js';
 import { finishInterrupted } from './recovery.js';
-import { scoreAnswer, type SearchAnswer } from './scoring.js';
+import { CentroidSamples } from './centroid-samples.js';
+import { answerOf, dot, NEAR_COPY_COSINE, rankItems, refineItems, statsOf, type SearchAnswer } from './scoring.js';
 import type { Log } from '../log.js';
 import { perceptualHash } from '../images/phash.js';
-import { itemFieldsOf, recordFrom, type ImageKind, type ItemFields, type ItemUpdate } from '../schemas/records.js';
+import {
+  IMAGE_KINDS,
+  itemFieldsOf,
+  recordFrom,
+  type ImageKind,
+  type ItemFields,
+  type ItemUpdate,
+} from '../schemas/records.js';
+import { l2Normalize } from '../embedding/model.js';
 
 export type { Log as Logger } from '../log.js';
 
@@ -33,6 +42,8 @@ export interface CatalogOptions {
   log: Log;
   /** How long a resolved alias is trusted before it is looked up again (default 1000 ms). */
   liveRefreshMs?: number;
+  /** Searches also embed this central fraction of each side of the photo (1 = only the whole; default 0.8). */
+  searchZoom?: number;
 }
 
 export class StartupError extends Error {
@@ -70,12 +81,16 @@ interface Live {
   at: number;
 }
 
+/** Leading items (at least) that a search rescores with their images. */
+const REFINED = 10;
+
 const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
 
 export class Catalog {
   private readonly locks = new KeyedLock();
   /** Writes hold it shared; a wipe holds it alone. */
   private readonly writes = new SharedExclusiveLock();
+  private readonly samples = new CentroidSamples();
   private live?: Live;
   private refreshing?: Promise<Live>;
 
@@ -182,14 +197,37 @@ export class Catalog {
     return { model: embedder.manifest.name, dim: embedder.manifest.dim, vector: await embedder.embed(bytes) };
   }
 
-  /** The items a photo shows, best first, each with its confidence, and the verdict on the first. */
+  /**
+   * The items a photo shows, best first, each with its confidence, and the verdict on the first. Items are
+   * scored from all their images by kind (scoring.ts); candidates come from each kind's centroid index.
+   */
   async search(bytes: Buffer, request: SearchRequest): Promise<SearchAnswer> {
-    const { collection, embedder } = await this.current();
-    const matches = await collection.searchItems(await embedder.embed(bytes), request.limit, {
-      filter: request.filter,
-      includeDisabled: request.includeDisabled,
-    });
-    return scoreAnswer(matches, request.minConfidence);
+    const live = await this.current();
+    const { collection, embedder } = live;
+    const zoom = this.options.searchZoom ?? 0.8;
+    // Two views of the photo, embedded side by side: the whole, and its centre (where the product usually is).
+    // The centre view only takes a worker that is free right now: under load a search uses the whole alone.
+    const wholeView = embedder.embed(bytes);
+    const centreView = zoom < 1 ? embedder.tryEmbed(bytes, zoom) : undefined;
+    const [whole, centre] = await Promise.all([wholeView, centreView]);
+    const query = centre ? l2Normalize(whole.map((x, i) => x + centre[i]!)) : whole;
+    const options = { filter: request.filter, includeDisabled: request.includeDisabled };
+    const wanted = Math.max(64, request.limit * 8);
+    const candidates = await Promise.all(
+      IMAGE_KINDS.map((kind) => collection.searchCentroids(query, kind, wanted, options)),
+    );
+    const itemIds = [...new Set(candidates.flat().map((c) => c.item_id))];
+    if (itemIds.length === 0) return { match: 'none', results: [] };
+    const [centroids, samples] = await Promise.all([collection.centroidsOf(itemIds), this.samples.of(collection)]);
+    const stats = Object.fromEntries(IMAGE_KINDS.map((kind) => [kind, statsOf(query, samples[kind])]));
+    const leading = rankItems(query, centroids, stats).slice(0, Math.max(2 * request.limit, REFINED));
+    const images = await collection.scoreImages(
+      query,
+      leading.map((item) => item.item_id),
+    );
+    // A stored copy of the whole picture matches the two-view query as well as the whole view itself does.
+    const nearCopy = NEAR_COPY_COSINE * dot(query, whole);
+    return answerOf(refineItems(leading, images, stats, nearCopy), request.limit, request.minConfidence);
   }
 
   /**
@@ -287,6 +325,7 @@ export class Catalog {
     }
     try {
       await files.commit(imageId, record.file);
+      this.samples.noteWrite(live.info.name);
     } catch (error) {
       // The point must not outlive a file that never reached its place.
       await live.collection.deleteImages([imageId]);
@@ -317,6 +356,7 @@ export class Catalog {
           .beginDelete({ op: 'delete-images', images: images.map(({ image_id, file }) => ({ image_id, file })) })
           .catch((error: unknown) => Promise.reject(storageError(error)));
         await collection.deleteImages(images.map((image) => image.image_id));
+        this.samples.noteWrite(collection.name);
         await Promise.all(images.map((image) => files.remove(image.file)));
         await files.removeItemDirIfEmpty(itemId);
         await files.endDelete(intent);
@@ -339,6 +379,7 @@ export class Catalog {
           .beginDelete({ op: 'delete-images', images: [{ image_id: image.image_id, file: image.file }] })
           .catch((error: unknown) => Promise.reject(storageError(error)));
         await collection.deleteImages([image.image_id]);
+        this.samples.noteWrite(collection.name);
         await files.remove(image.file);
         await files.removeItemDirIfEmpty(itemId);
         await files.endDelete(intent);
@@ -367,6 +408,7 @@ export class Catalog {
         .beginDelete({ op: 'wipe' })
         .catch((error: unknown) => Promise.reject(storageError(error)));
       await collection.deleteAll();
+      this.samples.noteWrite(collection.name);
       await files.wipe();
       await files.endDelete(intent);
       return count;

@@ -1,11 +1,24 @@
-// From the store's nearest items to an answer: a confidence per row and a verdict on the whole answer.
-// (Placeholder scoring: the item-level scoring and calibrated confidence of the matching work replace it.)
-import type { ImageRecord, ItemMatch } from '../store/port.js';
+// Item-level scoring and confidence. An item is scored from all its images, by kind: the query's cosine with
+// the item's centroid of each kind it has images of (`catalog`: pictures of the product; `photo`: taken in
+// place), turned into a z-score against the query's similarities to that kind's centroids over the whole
+// catalog, and averaged over the item's kinds; the leading items are then refined with a quarter weight on
+// their best image of each kind, and a kind whose best image is a near-copy of the query (cosine >= 0.98)
+// counts at least that image's z-score. Why: a store photo resembles every other store photo (shelves,
+// hands, light) more than any catalog picture, so raw cosines let items that have photos win queries they
+// should lose; within each kind the comparison is fair, and more photos of an item only make its photo
+// centroid more typical of it. With catalog images only, the ranking is the plain cosine one.
+//
+// Confidence (0-1) that the first row is right comes from a logistic model over how far ahead it is
+// (its score, its lead on the second, its best image's cosine and that image's lead), fitted on the
+// grocery development set with `npm run fit:confidence` (the constants below are its output); the other
+// rows share the rest by their scores. `match` turns the first row's confidence into a verdict.
+import type { ImageKind } from '../schemas/records.js';
+import type { ImageRecord, ItemMatch, KindCentroid } from '../store/port.js';
 
 export type Match = 'confident' | 'uncertain' | 'none';
 
 export interface ScoredItem {
-  /** The item's best-matching image. */
+  /** The item's best-matching image (its fields are the item's). */
   record: ImageRecord;
   score: number;
   confidence: number;
@@ -14,18 +27,173 @@ export interface ScoredItem {
 export interface SearchAnswer {
   match: Match;
   results: ScoredItem[];
+  /** What the confidence was computed from (for evaluation; not part of the API). */
+  features?: number[];
 }
 
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+/** A query's similarities to one kind's centroids: their mean and spread, from a sample. */
+export interface KindStats {
+  mean: number;
+  sd: number;
+}
 
-export function scoreAnswer(matches: ItemMatch[], minConfidence: number): SearchAnswer {
-  const scores = matches.map((m) => m.score);
-  const results = matches.map((match, i) => {
-    const next = scores[i + 1] ?? scores[i]! - 0.05;
-    const confidence = sigmoid(40 * (match.score - next) + 12 * (match.score - 0.8));
-    return { record: match.record, score: match.score, confidence };
-  });
-  const top = results[0]?.confidence ?? 0;
-  const match: Match = top >= 0.7 ? 'confident' : top >= 0.3 ? 'uncertain' : 'none';
-  return { match, results: results.filter((row) => row.confidence >= minConfidence) };
+export interface RankedItem {
+  item_id: string;
+  score: number;
+  /** Centroid z-score per kind the item has images of. */
+  z: Partial<Record<ImageKind, number>>;
+}
+
+/** Weight of the centroid in the refined score; the best image of the kind has the rest. */
+export const CENTROID_WEIGHT = 0.75;
+
+/**
+ * A best image at least this close is taken as the query's own picture (re-sent, re-encoded): the highest
+ * cosine measured between pictures of two different products is 0.962 (grocery-dev, MobileNetV2).
+ */
+export const NEAR_COPY_COSINE = 0.98;
+
+/** The spread is never taken below this, so a catalog of one or two items cannot blow the z-scores up. */
+const MIN_SD = 0.02;
+
+export function dot(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
+}
+
+export function statsOf(query: Float32Array, sample: Float32Array[]): KindStats | undefined {
+  if (sample.length === 0) return undefined;
+  const sims = sample.map((vector) => dot(query, vector));
+  const mean = sims.reduce((a, b) => a + b, 0) / sims.length;
+  const variance = sims.reduce((a, b) => a + (b - mean) ** 2, 0) / sims.length;
+  return { mean, sd: Math.max(MIN_SD, Math.sqrt(variance)) };
+}
+
+/** Items by the mean of their per-kind z-scores, best first. */
+export function rankItems(
+  query: Float32Array,
+  centroids: KindCentroid[],
+  stats: Partial<Record<ImageKind, KindStats>>,
+): RankedItem[] {
+  const perItem = new Map<string, Partial<Record<ImageKind, number>>>();
+  for (const centroid of centroids) {
+    const kindStats = stats[centroid.kind];
+    if (!kindStats) continue;
+    const z = perItem.get(centroid.item_id) ?? {};
+    z[centroid.kind] = (dot(query, centroid.vector) - kindStats.mean) / kindStats.sd;
+    perItem.set(centroid.item_id, z);
+  }
+  return [...perItem].map(([item_id, z]) => ({ item_id, z, score: meanOf(Object.values(z)) })).sort(byScore);
+}
+
+const meanOf = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+const byScore = (a: { score: number }, b: { score: number }) => b.score - a.score;
+
+export interface RefinedItem extends RankedItem {
+  /** The item's best image over all kinds. */
+  best: ItemMatch;
+}
+
+/**
+ * The leading items rescored with their images: per kind, CENTROID_WEIGHT of the centroid's z-score and the
+ * rest from the kind's best image (on the same scale), averaged over kinds. Items without scored images drop.
+ * `nearCopyCosine`: the cosine from which an image is the query's own picture (lower when the query vector
+ * mixes in a second view, which a stored copy of the whole picture does not match exactly).
+ */
+export function refineItems(
+  ranked: RankedItem[],
+  images: ItemMatch[],
+  stats: Partial<Record<ImageKind, KindStats>>,
+  nearCopyCosine = NEAR_COPY_COSINE,
+): RefinedItem[] {
+  const bestByKind = new Map<string, Partial<Record<ImageKind, number>>>();
+  const bestOverall = new Map<string, ItemMatch>();
+  for (const image of images) {
+    const { item_id, kind } = image.record;
+    const kinds = bestByKind.get(item_id) ?? {};
+    kinds[kind] = Math.max(kinds[kind] ?? -Infinity, image.score);
+    bestByKind.set(item_id, kinds);
+    if ((bestOverall.get(item_id)?.score ?? -Infinity) < image.score) bestOverall.set(item_id, image);
+  }
+  return ranked
+    .flatMap((item) => {
+      const best = bestOverall.get(item.item_id);
+      if (!best) return [];
+      const parts = Object.entries(item.z).map(([kind, z]) => {
+        const image = bestByKind.get(item.item_id)?.[kind as ImageKind];
+        const kindStats = stats[kind as ImageKind];
+        if (image === undefined || !kindStats) return z;
+        const imageZ = (image - kindStats.mean) / kindStats.sd;
+        // The query is (nearly) that very picture: it identifies the item whatever its other images show.
+        if (image >= nearCopyCosine) return Math.max(z, imageZ);
+        return CENTROID_WEIGHT * z + (1 - CENTROID_WEIGHT) * imageZ;
+      });
+      return [{ ...item, score: meanOf(parts), best }];
+    })
+    .sort(byScore);
+}
+
+/** The fitted confidence model: standardisation and logistic weights per feature, then the bias. */
+export const CONFIDENCE_MODEL = {
+  features: ['score', 'lead', 'best_cosine', 'best_lead', 'kinds_agree'],
+  mean: [2.2, 0.55, 0.78, 0.04, 0.8],
+  sd: [0.8, 0.55, 0.06, 0.05, 0.3],
+  weights: [1.2, 0.9, 0.3, 0.5, 0.2],
+  bias: 0.2,
+  /** `confident` from this first-row confidence up, `none` below `none`. */
+  thresholds: { confident: 0.75, none: 0.3 },
+};
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+/** How sharply the rows after the first share the rest of the confidence by their scores. */
+const SHARE_SHARPNESS = 3;
+
+export function confidenceOf(features: number[]): number {
+  const m = CONFIDENCE_MODEL;
+  let x = m.bias;
+  features.forEach((value, i) => (x += (m.weights[i]! * (value - m.mean[i]!)) / m.sd[i]!));
+  return sigmoid(x);
+}
+
+/**
+ * What the confidence is computed from, in CONFIDENCE_MODEL.features order: the first row's score, its lead
+ * on the second, its best image's cosine and that cosine's lead on the other rows' best images, and the share
+ * of its kinds in which it also leads on the centroid alone (the kinds agree).
+ */
+export function featuresOf(rows: RefinedItem[]): number[] {
+  const [first, ...others] = rows;
+  if (!first) return [];
+  const second = others[0];
+  const othersBest = others.length > 0 ? Math.max(...others.map((row) => row.best.score)) : first.best.score - 0.1;
+  const kinds = Object.keys(first.z) as ImageKind[];
+  const leads = kinds.filter((kind) => others.every((row) => (row.z[kind] ?? -Infinity) <= first.z[kind]!));
+  return [
+    first.score,
+    first.score - (second?.score ?? first.score - 1),
+    first.best.score,
+    first.best.score - othersBest,
+    leads.length / kinds.length,
+  ];
+}
+
+/**
+ * The answer from the ranked items (at least two when there are two) and their best images: rows in rank
+ * order with their confidences, the verdict, and rows below `minConfidence` dropped.
+ */
+export function answerOf(rows: RefinedItem[], limit: number, minConfidence: number): SearchAnswer {
+  if (rows.length === 0) return { match: 'none', results: [] };
+  const features = featuresOf(rows);
+  const top = confidenceOf(features);
+  const lead = rows[0]!.score;
+  const weights = rows.slice(1, limit).map((row) => Math.exp(SHARE_SHARPNESS * (row.score - lead)));
+  const total = weights.reduce((a, b) => a + b, 0) || 1;
+  const results = rows.slice(0, limit).map((row, i) => ({
+    record: row.best.record,
+    score: row.score,
+    confidence: i === 0 ? top : ((1 - top) * weights[i - 1]!) / total,
+  }));
+  const { thresholds } = CONFIDENCE_MODEL;
+  const match: Match = top >= thresholds.confident ? 'confident' : top < thresholds.none ? 'none' : 'uncertain';
+  return { match, results: results.filter((row) => row.confidence >= minConfidence), features };
 }

@@ -15,12 +15,18 @@ export class Embedder {
     return this.model.manifest;
   }
 
-  private tensor(bytes: Buffer): Promise<Float32Array> {
-    return preprocess(bytes, this.model.manifest, { maxPixels: this.maxPixels });
+  private tensor(bytes: Buffer, zoom?: number): Promise<Float32Array> {
+    return preprocess(bytes, this.model.manifest, { maxPixels: this.maxPixels, zoom });
   }
 
-  embed(bytes: Buffer): Promise<Float32Array> {
-    return this.queue.run(async () => (await this.model.run([await this.tensor(bytes)]))[0]);
+  /** The image's vector; `zoom` < 1 embeds only that central fraction of each side. */
+  embed(bytes: Buffer, zoom?: number): Promise<Float32Array> {
+    return this.queue.run(async () => (await this.model.run([await this.tensor(bytes, zoom)]))[0]!);
+  }
+
+  /** Like embed, but only when a worker is free right now; undefined otherwise (nothing waits, nothing is refused). */
+  tryEmbed(bytes: Buffer, zoom?: number): Promise<Float32Array> | undefined {
+    return this.queue.tryRun(async () => (await this.model.run([await this.tensor(bytes, zoom)]))[0]!);
   }
 
   /** Several images in one inference call (bulk work such as migration). Fails as a whole. */

@@ -15,6 +15,12 @@ export class WorkQueue {
     return this.active + this.waiting.length;
   }
 
+  /** Runs `job` only if a slot is free right now (optional extra work that must never wait or refuse). */
+  tryRun<T>(job: () => Promise<T>): Promise<T> | undefined {
+    if (this.active >= this.concurrency) return undefined;
+    return this.run(job);
+  }
+
   async run<T>(job: () => Promise<T>): Promise<T> {
     if (this.active >= this.concurrency) {
       if (this.waiting.length >= this.queueMax) {

@@ -15,6 +15,8 @@ export interface PreprocessSpec {
 
 export interface PreprocessLimits {
   maxPixels: number;
+  /** Keep only this central fraction of each side before resizing (a second view of a search photo). */
+  zoom?: number;
 }
 
 /** Formats we decode; anything else (SVG, PDF, PPM, RAW, JPEG 2000, ...) is refused. */
@@ -45,16 +47,28 @@ interface Geometry {
 }
 
 /** torchvision Resize(int): the shorter side becomes `resize`, the longer is int(resize * long / short). */
-export function planGeometry(width: number, height: number, spec: Pick<PreprocessSpec, 'resize' | 'crop'>): Geometry {
-  const trim = { left: 0, top: 0, width, height };
+export function planGeometry(
+  width: number,
+  height: number,
+  spec: Pick<PreprocessSpec, 'resize' | 'crop'>,
+  zoom = 1,
+): Geometry {
+  const zoomed = { width: Math.max(1, Math.round(width * zoom)), height: Math.max(1, Math.round(height * zoom)) };
+  const trim = {
+    left: Math.floor((width - zoomed.width) / 2),
+    top: Math.floor((height - zoomed.height) / 2),
+    ...zoomed,
+  };
+  width = zoomed.width;
+  height = zoomed.height;
   const short = Math.min(width, height);
   const longLimit = short * MAX_ASPECT;
   if (width > longLimit) {
     trim.width = longLimit;
-    trim.left = Math.floor((width - longLimit) / 2);
+    trim.left += Math.floor((width - longLimit) / 2);
   } else if (height > longLimit) {
     trim.height = longLimit;
-    trim.top = Math.floor((height - longLimit) / 2);
+    trim.top += Math.floor((height - longLimit) / 2);
   }
   const scaleLong = (long: number) => Math.floor((spec.resize * long) / short);
   const resized =
@@ -114,7 +128,7 @@ export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: Pr
     );
   }
 
-  const geometry = planGeometry(width, height, spec);
+  const geometry = planGeometry(width, height, spec, limits.zoom);
   const pipeline = sharp(bytes, {
     limitInputPixels: limits.maxPixels,
     failOn: 'error',

@@ -82,8 +82,8 @@ export interface Collection {
   centroidsOf(itemIds: string[]): Promise<KindCentroid[]>;
   /** Up to `limit` centroids of a kind spread over the collection (to estimate a query's similarity statistics). */
   sampleCentroids(kind: ImageKind, limit: number): Promise<Float32Array[]>;
-  /** Each listed item's best image for `vector` (exact), best first. */
-  bestImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]>;
+  /** The best image of each kind of each listed item, with its exact cosine to `vector`, best first. */
+  scoreImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]>;
   /** Recomputes every centroid from the points (a repair); returns how many there are. */
   rebuildCentroids(): Promise<number>;
   /** Sets item fields on every point of the item (vectors untouched); returns how many points changed. */

@@ -70,7 +70,7 @@ describe('qdrant adapter specifics (on the double)', () => {
     await c.deleteAll();
     const writes = double.writes();
     expect(new Set(writes.map((w) => w.operationId))).toEqual(
-      new Set(['create_field_index', 'upsert_points', 'delete_points']),
+      new Set(['create_field_index', 'set_payload', 'upsert_points', 'delete_points']),
     );
     // 6 payload indexes, the image and centroid upserts, the deletes (images, then centroids left without images).
     expect(writes.length).toBeGreaterThanOrEqual(13);
@@ -154,10 +154,11 @@ describe('qdrant adapter specifics (on the double)', () => {
     await store.collection('live').upsert(makeRecord('a', 1), Float32Array.of(1, 0));
     await store.collection('live').deleteItem('a');
     await store.collection('live').deleteAll();
-    expect(ops('delete_points').map((r) => r.body).filter((body) => 'filter' in (body as object))).toEqual([
-      { filter: { must: [{ key: 'item_id', match: { value: 'a' } }] } },
-      { filter: {} },
-    ]);
+    expect(
+      ops('delete_points')
+        .map((r) => r.body)
+        .filter((body) => 'filter' in (body as object)),
+    ).toEqual([{ filter: { must: [{ key: 'item_id', match: { value: 'a' } }] } }, { filter: {} }]);
     expect(double.state.collections.get('c')!.payloadIndexes.get('item_id')).toBe('keyword');
     expect(await store.listAliases()).toEqual({ live: 'c' });
   });
@@ -190,6 +191,34 @@ describe('qdrant adapter specifics (on the double)', () => {
       });
     },
   );
+
+  it('ensureSchema upgrades points of the original release: kind catalog, centroids built, once', async () => {
+    await store.client.createCollection('old', { vectors: { size: 2, distance: 'Cosine' } });
+    // The original service's payload: no kind, no centroid points.
+    const legacy = (itemId: string, x: number, y: number) => ({
+      id: randomUUID(),
+      vector: [x, y],
+      payload: { item_id: itemId, item_name: `Name ${itemId}`, item_code: null, file: `${itemId}/a.jpg` },
+    });
+    await store.client.upsert('old', {
+      wait: true,
+      points: [legacy('a', 1, 0), legacy('a', 0.9, 0.1), legacy('b', 0, 1)],
+    });
+    await store.ensureSchema('old');
+    const collection = store.collection('old');
+    expect((await collection.itemImages('a')).map((image) => image.kind)).toEqual(['catalog', 'catalog']);
+    const centroids = await collection.centroidsOf(['a', 'b']);
+    expect(centroids.map((c) => [c.item_id, c.kind, c.count]).sort()).toEqual([
+      ['a', 'catalog', 2],
+      ['b', 'catalog', 1],
+    ]);
+    const found = await collection.searchCentroids(Float32Array.of(0.1, 1), 'catalog', 5);
+    expect(found[0]).toMatchObject({ item_id: 'b' });
+    // A second start finds the centroids and leaves them alone.
+    const upserts = ops('upsert_points').length;
+    await store.ensureSchema('old');
+    expect(ops('upsert_points').length).toBe(upserts);
+  });
 
   it('a 4xx that shows a bug in the request stays an error, not an outage', async () => {
     await store.createCollection('c', 2, 'm');

@@ -268,7 +268,7 @@ export class EmbeddedCollection implements Collection {
     return rows.map(toVector);
   }
 
-  async bestImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]> {
+  async scoreImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]> {
     const resolved = this.store.resolve(this.name);
     if (!resolved || itemIds.length === 0) return [];
     const query = l2Normalize(Float32Array.from(vector));
@@ -280,9 +280,9 @@ export class EmbeddedCollection implements Collection {
       .all(resolved.name, JSON.stringify(itemIds)) as PointRow[];
     const best = new Map<string, ItemMatch>();
     for (const row of rows) {
-      const score = dot(query, toVector(row.vector!));
-      const current = best.get(row.item_id);
-      if (!current || score > current.score) best.set(row.item_id, { record: toRecord(row), score });
+      const match = { record: toRecord(row), score: dot(query, toVector(row.vector!)) };
+      const key = `${match.record.kind}\0${match.record.item_id}`;
+      if ((best.get(key)?.score ?? -Infinity) < match.score) best.set(key, match);
     }
     return [...best.values()].sort((a, b) => b.score - a.score);
   }

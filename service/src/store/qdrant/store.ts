@@ -51,6 +51,7 @@ export class QdrantRequestError extends Error {
 
 /** Points per upsert request: 256 × 1280-d floats as JSON stay far below Qdrant's 32 MiB body limit. */
 const UPSERT_BATCH = 256;
+/** Images per item that scoreImages asks for (the best ones; an item rarely has more). */
 /** Points per page when reading all images of an item. */
 const ITEM_PAGE = 256;
 
@@ -269,6 +270,19 @@ export class QdrantStore implements VectorStore {
         c.createPayloadIndex(collection, { field_name: field, field_schema: schema, wait: true }),
       );
     }
+    // Points written by releases before image kinds have no `kind` (they are catalog pictures) and their
+    // items no centroids, which search ranks by: give them both, once.
+    await this.call(`marking the older images of ${collection} as catalog images`, (c) =>
+      c.setPayload(collection, {
+        payload: { kind: 'catalog' },
+        filter: { must: [{ is_empty: { key: 'kind' } }], must_not: [IS_CENTROID] },
+        wait: true,
+      }),
+    );
+    const count = (filter: Schemas['Filter']) =>
+      this.call(`counting the points of ${collection}`, (c) => c.count(collection, { filter, exact: true }));
+    const [images, centroids] = await Promise.all([count(imagesOnly), count({ must: [IS_CENTROID] })]);
+    if (images.count > 0 && centroids.count === 0) await this.collection(collection).rebuildCentroids();
   }
 
   async deleteCollection(name: string): Promise<void> {
@@ -508,23 +522,34 @@ class QdrantCollection implements Collection {
     return (page?.points ?? []).flatMap((point) => toVector(point.vector) ?? []);
   }
 
-  async bestImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]> {
+  async scoreImages(vector: Float32Array, itemIds: string[]): Promise<ItemMatch[]> {
     if (itemIds.length === 0) return [];
-    const { groups } = await this.store.call(`scoring the images of ${itemIds.length} item(s)`, (c) =>
-      c.queryGroups(this.name, {
-        query: Array.from(vector),
-        filter: { must: [{ key: 'item_id', match: { any: itemIds } }], must_not: [IS_CENTROID] },
-        group_by: 'item_id',
-        group_size: 1,
-        limit: itemIds.length,
-        with_payload: true,
-        with_vector: false,
-      }),
+    // One grouped query per kind: the best image of that kind of each item, however many images it has.
+    const perKind = await Promise.all(
+      IMAGE_KINDS.map((kind) =>
+        this.store.call(`scoring the ${kind} images of ${itemIds.length} item(s)`, (c) =>
+          c.queryGroups(this.name, {
+            query: Array.from(vector),
+            filter: {
+              must: [
+                { key: 'item_id', match: { any: itemIds } },
+                { key: 'kind', match: { value: kind } },
+              ],
+              must_not: [IS_CENTROID],
+            },
+            group_by: 'item_id',
+            group_size: 1,
+            limit: itemIds.length,
+            with_payload: true,
+            with_vector: false,
+          }),
+        ),
+      ),
     );
-    return groups.flatMap((group) => {
-      const [best] = group.hits;
-      return best ? [{ record: toRecord(best.id, best.payload), score: best.score }] : [];
-    });
+    return perKind
+      .flatMap(({ groups }) => groups.flatMap((group) => group.hits.slice(0, 1)))
+      .map((hit) => ({ record: toRecord(hit.id, hit.payload), score: hit.score }))
+      .sort((a, b) => b.score - a.score);
   }
 
   async rebuildCentroids(): Promise<number> {
