@@ -130,7 +130,7 @@ async function main(): Promise<void> {
   const certain = rows.filter((r) => r.value >= confident);
   console.log(`\nthresholds: confident >= ${confident.toFixed(3)}, none < ${none.toFixed(3)}`);
   console.log(
-    `  confident: ${certain.length} answers, ${share(certain, () => true)} of all, ` +
+    `  confident: ${certain.length} answers, ${share(rows, (v) => v >= confident)} of all, ` +
       `${Math.round((100 * certain.filter((r) => r.right).length) / Math.max(1, certain.length))}% of them right`,
   );
   console.log(

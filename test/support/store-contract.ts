@@ -6,7 +6,7 @@
 // suite can run against a shared real server without touching other data.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ImageRecord, VectorStore } from '../../service/src/store/port.js';
+import type { Collection, ImageRecord, SearchOptions, VectorStore } from '../../service/src/store/port.js';
 import { recordFrom } from '../../service/src/schemas/records.js';
 
 export interface OpenedStore {
@@ -465,6 +465,238 @@ export function describeStoreContract(
         expect(aliases).not.toHaveProperty(other);
         expect(aliases).not.toHaveProperty(aliasName('to-alias'));
         expect((await store.collection(other).info())!.name).toBe(other);
+      });
+    });
+
+    describe('kinds, item fields and filters', () => {
+      const groups = ['Juice', 'Milk', 'Bread', 'Tools'];
+      const brands = ['Arla', 'Oatly', 'Bosch'];
+      /** 160 images of 40 items with groups, brands, kinds and every fifth item disabled. */
+      const catalog = () =>
+        Array.from({ length: 160 }, (_, i) => {
+          const item = i % 40;
+          return {
+            record: makeRecord(`item-${item}`, i, {
+              item_group: groups[item % 4],
+              brand: item % 7 === 0 ? null : brands[item % 3],
+              disabled: item % 5 === 4,
+              kind: i % 3 === 0 ? 'photo' : 'catalog',
+            }),
+            vector: seededVector(8, i + 1),
+          };
+        });
+      /** What searchItems must answer: each kept item's best image, best first (brute force). */
+      const bruteForce = (
+        points: ReturnType<typeof catalog>,
+        query: Float32Array,
+        limit: number,
+        keep: (r: ImageRecord) => boolean,
+      ) => {
+        const best = new Map<string, { item: string; score: number }>();
+        for (const p of points.filter((p) => keep(p.record))) {
+          const score = cosine(query, p.vector);
+          const seen = best.get(p.record.item_id);
+          if (!seen || score > seen.score) best.set(p.record.item_id, { item: p.record.item_id, score });
+        }
+        return [...best.values()].sort((a, b) => b.score - a.score).slice(0, limit);
+      };
+
+      it('kind and item fields are stored and read back on every read path', async () => {
+        const c = store.collection(await newCollection());
+        const photo = makeRecord('A', 1, { kind: 'photo', item_group: 'Juice', brand: 'Arla', disabled: true });
+        const erp = makeRecord('A', 2, { source: 'erpnext', source_ref: '/files/a.jpg', phash: '0123456789abcdef' });
+        await c.upsertMany([
+          { record: photo, vector: vec(1, 0, 0, 0) },
+          { record: erp, vector: vec(0, 1, 0, 0) },
+        ]);
+        expect(await c.image(photo.image_id)).toEqual(photo);
+        expect(await c.itemImages('A')).toEqual([photo, erp]);
+        const page = await c.scroll({ limit: 10 });
+        expect(page.points.map((p) => p.record).sort(byImageId)).toEqual([photo, erp].sort(byImageId));
+        const [hit] = await c.searchItems(vec(1, 0, 0, 0), 1, { includeDisabled: true });
+        expect(hit.record).toEqual(photo);
+      });
+
+      it('searchItems with a filter is exact: the brute-force answer among the kept items, for every filter', async () => {
+        const c = store.collection(await newCollection(8));
+        const points = catalog();
+        await c.upsertMany(points);
+        const filters: Array<{ options: SearchOptions; keep: (r: ImageRecord) => boolean }> = [
+          { options: {}, keep: (r) => !r.disabled },
+          { options: { includeDisabled: true }, keep: () => true },
+          { options: { filter: { item_group: ['Juice'] } }, keep: (r) => r.item_group === 'Juice' && !r.disabled },
+          {
+            options: { filter: { item_group: ['Juice', 'Tools'], brand: ['Arla'] } },
+            keep: (r) => ['Juice', 'Tools'].includes(r.item_group!) && r.brand === 'Arla' && !r.disabled,
+          },
+          {
+            options: { filter: { brand: ['Bosch'] }, includeDisabled: true },
+            keep: (r) => r.brand === 'Bosch',
+          },
+          { options: { filter: { item_group: ['Nothing'] } }, keep: () => false },
+        ];
+        for (let q = 0; q < 5; q++) {
+          const query = seededVector(8, 1000 + q);
+          for (const { options, keep } of filters) {
+            const expected = bruteForce(points, query, 5, keep);
+            const got = await c.searchItems(query, 5, options);
+            expect(got.map((r) => r.record.item_id)).toEqual(expected.map((e) => e.item));
+            got.forEach((r, i) => expect(r.score).toBeCloseTo(expected[i].score, 4));
+            got.forEach((r) => expect(keep(r.record)).toBe(true));
+          }
+        }
+      });
+
+      it('updateItem changes the fields of every image of the item only, keeps kinds and vectors', async () => {
+        const c = store.collection(await newCollection());
+        const a1 = makeRecord('A', 1, { kind: 'photo', item_group: 'Juice' });
+        const a2 = makeRecord('A', 2, { item_group: 'Juice' });
+        const b1 = makeRecord('B', 3, { item_group: 'Juice' });
+        await c.upsertMany([
+          { record: a1, vector: vec(1, 0, 0, 0) },
+          { record: a2, vector: vec(0, 1, 0, 0) },
+          { record: b1, vector: vec(0, 0, 1, 0) },
+        ]);
+        expect(await c.updateItem('A', { item_name: 'Renamed', item_group: 'Milk', brand: 'Arla' })).toBe(2);
+        expect(await c.itemImages('A')).toEqual([
+          { ...a1, item_name: 'Renamed', item_group: 'Milk', brand: 'Arla' },
+          { ...a2, item_name: 'Renamed', item_group: 'Milk', brand: 'Arla' },
+        ]);
+        expect(await c.image(b1.image_id)).toEqual(b1);
+        expect(await c.updateItem('missing', { item_name: 'x' })).toBe(0);
+        const milk = await c.searchItems(vec(0, 0, 1, 0), 5, { filter: { item_group: ['Milk'] } });
+        expect(milk.map((r) => r.record.item_id)).toEqual(['A']);
+        expect(await c.updateItem('A', { disabled: true })).toBe(2);
+        expect((await c.searchItems(vec(1, 0, 0, 0), 5)).map((r) => r.record.item_id)).toEqual(['B']);
+        expect(await c.searchCentroids(vec(1, 0, 0, 0), 'photo', 5)).toEqual([]);
+        const [centroid] = await c.searchCentroids(vec(1, 0, 0, 0), 'photo', 5, { includeDisabled: true });
+        expect(centroid.item_id).toBe('A');
+        expect(centroid.score).toBeCloseTo(1, 5);
+      });
+    });
+
+    describe('item centroids', () => {
+      type Point = { record: ImageRecord; vector: Float32Array };
+      /** Centroids the points imply: the normalised mean of each (item, kind)'s unit vectors. */
+      const expectedCentroids = (points: Point[]) => {
+        const sums = new Map<string, { item_id: string; kind: string; count: number; sum: number[] }>();
+        for (const { record, vector } of points) {
+          const key = `${record.item_id}\u0000${record.kind}`;
+          const entry = sums.get(key) ?? { item_id: record.item_id, kind: record.kind, count: 0, sum: [] };
+          unit(vector).forEach((x, i) => (entry.sum[i] = (entry.sum[i] ?? 0) + x));
+          entry.count++;
+          sums.set(key, entry);
+        }
+        return [...sums.values()]
+          .map((e) => ({ item_id: e.item_id, kind: e.kind, count: e.count, vector: unit(Float32Array.from(e.sum)) }))
+          .sort((a, b) => `${a.item_id} ${a.kind}`.localeCompare(`${b.item_id} ${b.kind}`));
+      };
+      const expectCentroids = async (c: Collection, live: Point[], items: string[]) => {
+        const got = (await c.centroidsOf(items)).sort((a, b) =>
+          `${a.item_id} ${a.kind}`.localeCompare(`${b.item_id} ${b.kind}`),
+        );
+        const want = expectedCentroids(live.filter((p) => items.includes(p.record.item_id)));
+        expect(got.map(({ item_id, kind, count }) => ({ item_id, kind, count }))).toEqual(
+          want.map(({ item_id, kind, count }) => ({ item_id, kind, count })),
+        );
+        got.forEach((g, i) => Array.from(g.vector).forEach((x, j) => expect(x).toBeCloseTo(want[i].vector[j], 4)));
+      };
+      const point = (item: string, second: number, kind: 'catalog' | 'photo'): Point => ({
+        record: makeRecord(item, second, { kind }),
+        vector: seededVector(4, second + 7),
+      });
+
+      it('are kept up to date by every kind of write, and a rebuild gives the same', async () => {
+        const c = store.collection(await newCollection());
+        const items = ['A', 'B', 'C'];
+        let live: Point[] = [point('A', 1, 'catalog')];
+        await c.upsert(live[0].record, live[0].vector);
+        await expectCentroids(c, live, items);
+
+        const many = [point('A', 2, 'photo'), point('A', 3, 'photo'), point('B', 4, 'catalog'), point('C', 5, 'photo')];
+        await c.upsertMany(many);
+        live = [...live, ...many];
+        await expectCentroids(c, live, items);
+
+        // The same image id again, now a photo with another vector: it leaves the catalog centroid of A.
+        const moved = { record: { ...live[0].record, kind: 'photo' as const }, vector: seededVector(4, 99) };
+        await c.upsert(moved.record, moved.vector);
+        live = [moved, ...live.slice(1)];
+        await expectCentroids(c, live, items);
+
+        await c.updateItem('A', { item_group: 'Milk' });
+        live = live.map((p) => (p.record.item_id === 'A' ? { ...p, record: { ...p.record, item_group: 'Milk' } } : p));
+        await expectCentroids(c, live, items);
+
+        await c.deleteImages([many[1].record.image_id]);
+        live = live.filter((p) => p.record.image_id !== many[1].record.image_id);
+        await expectCentroids(c, live, items);
+
+        await c.deleteItem('B');
+        live = live.filter((p) => p.record.item_id !== 'B');
+        await expectCentroids(c, live, items);
+        expect(await c.searchCentroids(many[2].vector, 'catalog', 5)).toEqual([]);
+
+        expect(await c.rebuildCentroids()).toBe(expectedCentroids(live).length);
+        await expectCentroids(c, live, items);
+        expect(await c.count()).toBe(live.length);
+
+        await c.deleteAll();
+        expect(await c.centroidsOf(items)).toEqual([]);
+        expect(await c.sampleCentroids('photo', 10)).toEqual([]);
+        expect(await c.rebuildCentroids()).toBe(0);
+        const again = point('C', 6, 'catalog');
+        await c.upsert(again.record, again.vector);
+        await expectCentroids(c, [again], items);
+      });
+
+      it('searchCentroids ranks the items of one kind by cosine to their centroid, filtered', async () => {
+        const c = store.collection(await newCollection());
+        const points: Point[] = [
+          { record: makeRecord('A', 1, { kind: 'photo', item_group: 'Juice' }), vector: vec(1, 0, 0, 0) },
+          { record: makeRecord('A', 2, { kind: 'photo', item_group: 'Juice' }), vector: vec(0, 1, 0, 0) },
+          { record: makeRecord('A', 3, { kind: 'catalog', item_group: 'Juice' }), vector: vec(0, 0, 1, 0) },
+          { record: makeRecord('B', 4, { kind: 'photo', item_group: 'Milk' }), vector: vec(1, 0.1, 0, 0) },
+          { record: makeRecord('C', 5, { kind: 'catalog', item_group: 'Milk' }), vector: vec(1, 0, 0, 0) },
+        ];
+        await c.upsertMany(points);
+        const query = vec(1, 0.3, 0, 0);
+        const photos = await c.searchCentroids(query, 'photo', 5);
+        const centroidA = Float32Array.from([1, 1, 0, 0]);
+        expect(photos.map((m) => m.item_id)).toEqual(['B', 'A']);
+        expect(photos[0].score).toBeCloseTo(cosine(query, points[3].vector), 4);
+        expect(photos[1].score).toBeCloseTo(cosine(query, centroidA), 4);
+        expect((await c.searchCentroids(query, 'photo', 1)).map((m) => m.item_id)).toEqual(['B']);
+        const catalogs = await c.searchCentroids(query, 'catalog', 5);
+        expect(catalogs.map((m) => m.item_id)).toEqual(['C', 'A']);
+        const juice = await c.searchCentroids(query, 'photo', 5, { filter: { item_group: ['Juice'] } });
+        expect(juice.map((m) => m.item_id)).toEqual(['A']);
+
+        const sample = await c.sampleCentroids('photo', 10);
+        expect(sample).toHaveLength(2);
+        const normals = sample.map((v) => Math.hypot(...v));
+        normals.forEach((n) => expect(n).toBeCloseTo(1, 4));
+        expect(await c.sampleCentroids('photo', 1)).toHaveLength(1);
+      });
+
+      it('scoreImages gives the best image of each kind of each listed item, exactly, best first', async () => {
+        const c = store.collection(await newCollection());
+        const points: Point[] = [
+          { record: makeRecord('A', 1, { kind: 'photo' }), vector: vec(1, 0, 0, 0) },
+          { record: makeRecord('A', 2, { kind: 'photo' }), vector: vec(0, 1, 0, 0) },
+          { record: makeRecord('A', 3, { kind: 'catalog' }), vector: vec(0, 0, 1, 0) },
+          { record: makeRecord('B', 4, { kind: 'catalog' }), vector: vec(1, 0.5, 0, 0) },
+          { record: makeRecord('C', 5, { kind: 'catalog' }), vector: vec(1, 0, 0, 0) },
+        ];
+        await c.upsertMany(points);
+        const query = vec(1, 0.2, 0.1, 0);
+        const scored = await c.scoreImages(query, ['A', 'B', 'missing']);
+        const expected = [points[0], points[2], points[3]]
+          .map((p) => ({ record: p.record, score: cosine(query, p.vector) }))
+          .sort((a, b) => b.score - a.score);
+        expect(scored.map((m) => m.record)).toEqual(expected.map((e) => e.record));
+        scored.forEach((m, i) => expect(m.score).toBeCloseTo(expected[i].score, 5));
+        expect(await c.scoreImages(query, [])).toEqual([]);
       });
     });
 
