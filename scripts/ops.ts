@@ -165,8 +165,9 @@ const check: Command = {
       repair: {
         type: 'boolean',
         description:
-          'First finish what a crash interrupted (journaled deletes, staged files older than 10 minutes), then ' +
-          'remove image files that belong to no point; each is reported. Safe while the API runs.',
+          'First finish what a crash interrupted (journaled deletes, staged files older than 10 minutes) and ' +
+          'recompute the item centroids, then remove image files that belong to no point; each is reported. ' +
+          'Safe while the API runs.',
       },
     },
     details:
@@ -180,6 +181,8 @@ const check: Command = {
       const repair = options.repair === true;
       let repaired = {
         ...(repair ? await repairInterrupted(store, files, config.collection, reporter) : {}),
+        // Item centroids are derived data: recomputing them from the points repairs any drift.
+        ...(repair ? { centroids: await store.collection(config.collection).rebuildCentroids() } : {}),
         removedFiles: 0,
       };
       let report = await checkConsistency({

@@ -9,7 +9,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
+import Database from 'better-sqlite3';
+import { databaseFile, openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { writeTestModel } from '../support/onnx-model.js';
 import { ingest, picture } from './helpers.js';
@@ -87,6 +88,27 @@ describe('npm run ops', () => {
     expect(code, stderr).toBe(0);
     expect(summaryOf(stdout)).toMatchObject({ what: 'check', points: 4, files: 4, ok: true });
     expect(stderr).toContain('items_test_model_64 (items) is consistent: 4 points, 4 files');
+  });
+
+  it('check --repair recomputes item centroids that were lost', async () => {
+    const db = new Database(databaseFile(t.config.dataDir));
+    db.prepare('DELETE FROM item_kinds').run();
+    db.close();
+    const { code, stdout, stderr } = await ops(['check', '--repair']);
+    expect(code, stderr).toBe(0);
+    expect(summaryOf(stdout)).toMatchObject({ what: 'check', ok: true, repaired: { centroids: 4, removedFiles: 0 } });
+    const store = openEmbeddedStore({ dataDir: t.config.dataDir });
+    try {
+      const centroids = await store.collection('items').centroidsOf(['SKU-1', 'SKU-2', 'SKU-3', 'SKU-4']);
+      expect(centroids.map((c) => [c.item_id, c.kind, c.count]).sort()).toEqual([
+        ['SKU-1', 'catalog', 1],
+        ['SKU-2', 'catalog', 1],
+        ['SKU-3', 'catalog', 1],
+        ['SKU-4', 'catalog', 1],
+      ]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('restore refuses with one line while something has the database open, and works when it is closed', async () => {
