@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ImageFiles } from '../service/src/catalog/image-files.js';
+import { catalogDuplicates, type DuplicatePair } from '../service/src/catalog/duplicates.js';
 import { ConfigError, loadConfig, type Config } from '../service/src/config.js';
 import { ModelError } from '../service/src/embedding/model.js';
 import { ModelRegistry } from '../service/src/embedding/registry.js';
@@ -44,6 +45,8 @@ interface Context {
   config: Config;
   reporter: Reporter;
   signal: AbortSignal;
+  /** Writes a command's own output (a table) to stdout, before the summary line. */
+  print: (text: string) => void;
 }
 
 interface Command {
@@ -217,6 +220,65 @@ const check: Command = {
   },
 };
 
+const duplicates: Command = {
+  exclusive: false,
+  spec: {
+    name: 'duplicates',
+    summary: 'List pairs of items that share the same picture (same bytes, or resized, re-encoded or cropped).',
+    options: {
+      json: { type: 'boolean', description: 'Put the pairs in the JSON summary line instead of printing a table.' },
+    },
+    details:
+      'Catalog hygiene: such a pair is usually one product entered twice, or a photo added to the wrong item. ' +
+      'Each image is compared with its nearest images of other items (embedding), and each candidate is verified ' +
+      'on the two originals (pixel alignment), as ingest does for its duplicate warnings. Read-only; safe while ' +
+      'the API runs. Exits 0 whether or not pairs are found.',
+  },
+  async run(options, context) {
+    const { config, reporter, print } = context;
+    return withStore(context, async (store) => {
+      const collection = store.collection(config.collection);
+      const info = await collection.info();
+      if (!info) throw new OpsError(`there is no collection or alias ${config.collection} in the ${store.kind} store`);
+      const progress = reporter.progress('images', info.points);
+      const pairs = await catalogDuplicates(store.collection(info.name), new ImageFiles(config.imageStorageDir), {
+        warn: (message) => reporter.warn(message),
+        progress: () => progress.advance(),
+      });
+      progress.done();
+      const items = new Set(pairs.flatMap((pair) => [pair.item_a, pair.item_b]));
+      if (options.json !== true) print(duplicateTable(pairs));
+      return {
+        what: 'duplicates',
+        collection: info.name,
+        images: info.points,
+        pairs: pairs.length,
+        items: items.size,
+        ...(options.json === true ? { duplicates: pairs } : {}),
+      };
+    });
+  },
+};
+
+function duplicateTable(pairs: DuplicatePair[]): string {
+  if (pairs.length === 0) return 'No two items share a picture.\n';
+  const rows = [
+    ['item', 'image', 'other item', 'its image', 'cosine', 'reason'],
+    ...pairs.map((p) => [p.item_a, p.image_a, p.item_b, p.image_b, p.score.toFixed(3), p.reason]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return (
+    rows
+      .map((row) =>
+        row
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
+}
+
 const ebs: Command = {
   exclusive: false,
   spec: {
@@ -386,7 +448,14 @@ const migrateCommand: Command = {
   },
 };
 
-const COMMANDS: Record<string, Command> = { backup, restore, check, migrate: migrateCommand, 'ebs-snapshot': ebs };
+const COMMANDS: Record<string, Command> = {
+  backup,
+  restore,
+  check,
+  duplicates,
+  migrate: migrateCommand,
+  'ebs-snapshot': ebs,
+};
 
 function overview(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
@@ -439,7 +508,8 @@ async function main(argv: string[], io = { stdout: process.stdout, stderr: proce
     }
     const config = loadConfig();
     if (command.exclusive) release = await acquireOpsLock(config.backupDir, name);
-    const summary = await command.run(options, { config, reporter, signal: controller.signal });
+    const print = (text: string) => void io.stdout.write(text);
+    const summary = await command.run(options, { config, reporter, signal: controller.signal, print });
     if (Object.keys(summary).length > 0) reporter.summary(summary);
     return 0;
   } catch (error) {

@@ -129,7 +129,12 @@ export class ServiceUnderTest {
   static async start(modelPath: string): Promise<ServiceUnderTest> {
     if (!existsSync(modelPath)) throw new ToolUsageError(`--model ${modelPath} does not exist`);
     const dir = mkdtempSync(path.join(tmpdir(), 'search-eval-'));
-    const config = loadConfig({ DATA_DIR: dir, MODEL_PATH: modelPath, MAX_TOP_K: '50' });
+    const config = loadConfig({
+      DATA_DIR: dir,
+      MODEL_PATH: modelPath,
+      MAX_TOP_K: '50',
+      ...(process.env.SEARCH_ZOOM ? { SEARCH_ZOOM: process.env.SEARCH_ZOOM } : {}),
+    });
     const quiet = { info: () => {}, warn: (message: string) => console.warn(message) };
     const service = await openService(config, quiet);
     const app = await buildApp({ config, catalog: service.catalog, storeKind: service.store.kind });

@@ -90,6 +90,17 @@ describe('npm run ops', () => {
     expect(stderr).toContain('items_test_model_64 (items) is consistent: 4 points, 4 files');
   });
 
+  it('duplicates: a table on stdout before the summary, or the pairs in the summary with --json', async () => {
+    const table = await ops(['duplicates']);
+    expect(table.code, table.stderr).toBe(0);
+    const [first, last] = [table.stdout.split('\n')[0], table.stdout.trim().split('\n').at(-1)!];
+    expect(first).toBe('No two items share a picture.');
+    expect(JSON.parse(last)).toMatchObject({ what: 'duplicates', images: 4, pairs: 0, items: 0 });
+    const json = await ops(['duplicates', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(summaryOf(json.stdout)).toMatchObject({ what: 'duplicates', pairs: 0, duplicates: [] });
+  });
+
   it('check --repair recomputes item centroids that were lost', async () => {
     const db = new Database(databaseFile(t.config.dataDir));
     db.prepare('DELETE FROM item_kinds').run();
@@ -165,7 +176,8 @@ describe('npm run ops', () => {
     const unknown = await ops(['frobnicate']);
     expect(unknown).toMatchObject({
       code: 2,
-      stderr: 'ops: unknown command "frobnicate"; commands: backup, restore, check, migrate, ebs-snapshot\n',
+      stderr:
+        'ops: unknown command "frobnicate"; commands: backup, restore, check, duplicates, migrate, ebs-snapshot\n',
     });
     const help = await ops(['ebs-snapshot', '--help']);
     expect(help.code).toBe(0);

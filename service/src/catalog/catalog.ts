@@ -18,7 +18,18 @@ import { sha256Hex, type ImageFiles } from './image-files.js';
 import { KeyedLock, SharedExclusiveLock } from './locks.js';
 import { finishInterrupted } from './recovery.js';
 import { CentroidSamples } from './centroid-samples.js';
-import { answerOf, dot, NEAR_COPY_COSINE, rankItems, refineItems, statsOf, type SearchAnswer } from './scoring.js';
+import { findDuplicates } from './duplicates.js';
+import type { Duplicate } from '../schemas/api.js';
+import {
+  answerOf,
+  dot,
+  NEAR_COPY_COSINE,
+  rankItems,
+  refineItems,
+  statsOf,
+  type CentroidScores,
+  type SearchAnswer,
+} from './scoring.js';
 import type { Log } from '../log.js';
 import { perceptualHash } from '../images/phash.js';
 import {
@@ -54,6 +65,8 @@ export class StartupError extends Error {
 export interface Stored {
   record: ImageRecord;
   created: boolean;
+  /** Other items' copies of this image (see duplicates.ts). */
+  duplicates?: Duplicate[];
 }
 
 export interface SearchRequest {
@@ -83,6 +96,8 @@ interface Live {
 
 /** Leading items (at least) that a search rescores with their images. */
 const REFINED = 10;
+/** Items taken from each kind's centroid index (at least): the ranking rarely reaches beyond the first few. */
+const CANDIDATES_PER_KIND = 24;
 
 const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
 
@@ -212,15 +227,27 @@ export class Catalog {
     const [whole, centre] = await Promise.all([wholeView, centreView]);
     const query = centre ? l2Normalize(whole.map((x, i) => x + centre[i]!)) : whole;
     const options = { filter: request.filter, includeDisabled: request.includeDisabled };
-    const wanted = Math.max(64, request.limit * 8);
-    const candidates = await Promise.all(
-      IMAGE_KINDS.map((kind) => collection.searchCentroids(query, kind, wanted, options)),
-    );
-    const itemIds = [...new Set(candidates.flat().map((c) => c.item_id))];
-    if (itemIds.length === 0) return { match: 'none', results: [] };
-    const [centroids, samples] = await Promise.all([collection.centroidsOf(itemIds), this.samples.of(collection)]);
-    const stats = Object.fromEntries(IMAGE_KINDS.map((kind) => [kind, statsOf(query, samples[kind])]));
-    const leading = rankItems(query, centroids, stats).slice(0, Math.max(2 * request.limit, REFINED));
+    const samples = await this.samples.of(collection);
+    // Kinds the catalog has no images of (often `photo`) cost nothing.
+    const kinds = IMAGE_KINDS.filter((kind) => samples[kind].length > 0);
+    const stats = Object.fromEntries(kinds.map((kind) => [kind, statsOf(query, samples[kind])]));
+    const wanted = Math.max(CANDIDATES_PER_KIND, request.limit * 4);
+    const candidates = await Promise.all(kinds.map((kind) => collection.searchCentroids(query, kind, wanted, options)));
+    const scores: CentroidScores = new Map();
+    candidates.forEach((list, i) => {
+      for (const { item_id, score } of list) scores.set(item_id, { ...scores.get(item_id), [kinds[i]!]: score });
+    });
+    if (scores.size === 0) return { match: 'none', results: [] };
+    // An item found through one kind may have images of another: that centroid counts too.
+    const incomplete = [...scores].filter(([, byKind]) => kinds.some((kind) => byKind[kind] === undefined));
+    if (incomplete.length > 0) {
+      for (const centroid of await collection.centroidsOf(incomplete.map(([itemId]) => itemId))) {
+        const byKind = scores.get(centroid.item_id)!;
+        if (stats[centroid.kind] && byKind[centroid.kind] === undefined)
+          byKind[centroid.kind] = dot(query, centroid.vector);
+      }
+    }
+    const leading = rankItems(scores, stats).slice(0, Math.max(2 * request.limit, REFINED));
     const images = await collection.scoreImages(
       query,
       leading.map((item) => item.item_id),
@@ -250,13 +277,14 @@ export class Catalog {
       );
     };
     const early = await existing(); // fail fast, before the costly embedding
-    if (early) return early;
+    if (early) return this.withDuplicates(live, early, bytes, sha256);
     const vector = await live.embedder.embed(bytes);
-    return this.writes.runShared(() =>
+    const stored = await this.writes.runShared(() =>
       this.locks.run(fields.item_id, async () => {
         return (await existing()) ?? { record: await this.store(live, fields, bytes, vector, image), created: true };
       }),
     );
+    return this.withDuplicates(live, stored, bytes, sha256, vector);
   }
 
   /**
@@ -272,15 +300,46 @@ export class Catalog {
       return { first: images[0], same: images.find((image) => image.sha256 === sha256) };
     };
     const early = await lookup();
-    if (early.same) return { record: early.same, created: false };
+    if (early.same) return this.withDuplicates(live, { record: early.same, created: false }, bytes, sha256);
     const vector = await live.embedder.embed(bytes);
-    return this.writes.runShared(() =>
-      this.locks.run(itemId, async () => {
+    const stored = await this.writes.runShared(() =>
+      this.locks.run(itemId, async (): Promise<Stored> => {
         const { first, same } = await lookup();
         if (same) return { record: same, created: false };
         return { record: await this.store(live, itemFieldsOf(first), bytes, vector, image), created: true };
       }),
     );
+    return this.withDuplicates(live, stored, bytes, sha256, vector);
+  }
+
+  /**
+   * The stored image with the other items' copies of it (a warning for the caller; never a reason to
+   * refuse). A re-sent image is embedded again for this, so both answers say the same. A failing check
+   * is logged and reports none: the image is stored either way.
+   */
+  private async withDuplicates(
+    live: Live,
+    stored: Stored,
+    bytes: Buffer,
+    sha256: string,
+    vector?: Float32Array,
+  ): Promise<Stored> {
+    const { files, log } = this.options;
+    try {
+      const duplicates = await findDuplicates({
+        collection: live.collection,
+        files,
+        itemId: stored.record.item_id,
+        bytes,
+        sha256,
+        vector: vector ?? (await live.embedder.embed(bytes)),
+        warn: (message) => log.warn(message),
+      });
+      return { ...stored, duplicates };
+    } catch (error) {
+      log.warn(`Duplicate check failed for image ${stored.record.image_id}: ${(error as Error).message}`);
+      return { ...stored, duplicates: [] };
+    }
   }
 
   /** Changes item fields on every image of the item (no re-embedding); 404 when unknown. */

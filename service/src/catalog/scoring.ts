@@ -13,7 +13,7 @@
 // grocery development set with `npm run fit:confidence` (the constants below are its output); the other
 // rows share the rest by their scores. `match` turns the first row's confidence into a verdict.
 import type { ImageKind } from '../schemas/records.js';
-import type { ImageRecord, ItemMatch, KindCentroid } from '../store/port.js';
+import type { ImageRecord, ItemMatch } from '../store/port.js';
 
 export type Match = 'confident' | 'uncertain' | 'none';
 
@@ -70,21 +70,22 @@ export function statsOf(query: Float32Array, sample: Float32Array[]): KindStats 
   return { mean, sd: Math.max(MIN_SD, Math.sqrt(variance)) };
 }
 
-/** Items by the mean of their per-kind z-scores, best first. */
-export function rankItems(
-  query: Float32Array,
-  centroids: KindCentroid[],
-  stats: Partial<Record<ImageKind, KindStats>>,
-): RankedItem[] {
-  const perItem = new Map<string, Partial<Record<ImageKind, number>>>();
-  for (const centroid of centroids) {
-    const kindStats = stats[centroid.kind];
-    if (!kindStats) continue;
-    const z = perItem.get(centroid.item_id) ?? {};
-    z[centroid.kind] = (dot(query, centroid.vector) - kindStats.mean) / kindStats.sd;
-    perItem.set(centroid.item_id, z);
+/** Each item's cosine with its centroid of each kind. */
+export type CentroidScores = Map<string, Partial<Record<ImageKind, number>>>;
+
+/** Items by the mean of their per-kind z-scores (kinds with statistics), best first. */
+export function rankItems(scores: CentroidScores, stats: Partial<Record<ImageKind, KindStats>>): RankedItem[] {
+  const ranked: RankedItem[] = [];
+  for (const [item_id, byKind] of scores) {
+    const z: Partial<Record<ImageKind, number>> = {};
+    for (const [kind, score] of Object.entries(byKind) as Array<[ImageKind, number]>) {
+      const kindStats = stats[kind];
+      if (kindStats) z[kind] = (score - kindStats.mean) / kindStats.sd;
+    }
+    const values = Object.values(z);
+    if (values.length > 0) ranked.push({ item_id, z, score: meanOf(values) });
   }
-  return [...perItem].map(([item_id, z]) => ({ item_id, z, score: meanOf(Object.values(z)) })).sort(byScore);
+  return ranked.sort(byScore);
 }
 
 const meanOf = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;

@@ -15,7 +15,7 @@ import {
   ItemParams,
   ItemPatch,
   ItemView,
-  StoredImage,
+  StoredImageAnswer,
 } from '../schemas/api.js';
 
 const STORE_ERRORS = ['store_unavailable', 'collection_missing', 'model_unavailable', 'model_mismatch'] as const;
@@ -36,13 +36,13 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
       access: 'write',
       form: IngestForm,
       errors: ['item_exists', 'insufficient_storage', ...STORE_ERRORS],
-      response: { 201: StoredImage, 200: StoredImage },
+      response: { 201: StoredImageAnswer, 200: StoredImageAnswer },
     }),
     async (request, reply) => {
       const { fields, bytes } = await intake.read(request, reply, IngestForm);
       const { kind, image_url: _url, ...item } = fields;
-      const { record, created } = await catalog.ingest(item, bytes, { kind });
-      return reply.code(created ? 201 : 200).send(record);
+      const { record, created, duplicates = [] } = await catalog.ingest(item, bytes, { kind });
+      return reply.code(created ? 201 : 200).send({ ...record, duplicates });
     },
   );
 
@@ -94,13 +94,13 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
       params: ItemParams,
       form: AddImageForm,
       errors: ['item_not_found', 'insufficient_storage', ...STORE_ERRORS],
-      response: { 201: StoredImage, 200: StoredImage },
+      response: { 201: StoredImageAnswer, 200: StoredImageAnswer },
     }),
     async (request, reply) => {
       const { item_id } = request.params as ItemParams;
       const { fields, bytes } = await intake.read(request, reply, AddImageForm);
-      const { record, created } = await catalog.addImage(item_id, bytes, { kind: fields.kind });
-      return reply.code(created ? 201 : 200).send(record);
+      const { record, created, duplicates = [] } = await catalog.addImage(item_id, bytes, { kind: fields.kind });
+      return reply.code(created ? 201 : 200).send({ ...record, duplicates });
     },
   );
 

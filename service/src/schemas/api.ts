@@ -18,6 +18,28 @@ export const ErrorBody = Type.Object(
 export const StoredImage = Type.Omit(ImageRecord, ['file'], { $id: 'StoredImage' });
 export type StoredImage = Static<typeof StoredImage>;
 
+/** Another item's copy of an image just stored (a warning: nothing is refused). */
+export const Duplicate = Type.Object({
+  item_id: ItemId,
+  image_id: Type.String({ description: "The other item's image." }),
+  score: Type.Number({ description: 'Cosine similarity of the two embeddings (1 for the same bytes).' }),
+  reason: Type.Union([Type.Literal('same_bytes'), Type.Literal('near_copy')], {
+    description: '`same_bytes`: an identical file; `near_copy`: the same picture resized, re-encoded or cropped.',
+  }),
+});
+export type Duplicate = Static<typeof Duplicate>;
+
+/** The answer to ingest and add image: the stored image, and other items that already have a copy of it. */
+export const StoredImageAnswer = Type.Object(
+  {
+    ...StoredImage.properties,
+    duplicates: Type.Array(Duplicate, {
+      description: 'Images of other items that are copies of this one (the product entered twice?); usually [].',
+    }),
+  },
+  { $id: 'StoredImageAnswer' },
+);
+
 /** One image in an item view: the image's own fields, not the item's. */
 export const ItemImage = Type.Pick(ImageRecord, [
   'image_id',

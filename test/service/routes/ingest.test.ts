@@ -41,12 +41,14 @@ describe('POST /ingest', () => {
       bytes: bytes.length,
     });
     expect(body.image_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(body.duplicates).toEqual([]);
     expect(Object.keys(body).sort()).toEqual(
       [
         'brand',
         'bytes',
         'created_at',
         'disabled',
+        'duplicates',
         'image_id',
         'item_code',
         'item_group',
