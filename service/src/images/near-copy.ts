@@ -19,8 +19,7 @@ export const tuning = {
   searchGrid: 8,
   verifyGrid: 12,
   threshold: 12,
-  chromaWeight: 1,
-  shift: 0,
+  maxGain: 1.25,
 };
 
 export async function imageSignature(bytes: Buffer): Promise<Signature> {
@@ -51,66 +50,90 @@ export async function imageSignature(bytes: Buffer): Promise<Signature> {
   return { width, height, aspect: oriented.width! / oriented.height!, table };
 }
 
-/** Mean Lab colour of each cell of a G×G grid over [x0,x1]×[y0,y1] (normalised coordinates). */
-function gridMeans(sig: Signature, x0: number, x1: number, y0: number, y1: number, g: number, out: Float64Array) {
+const MAX_GRID = 16;
+const scratch = {
+  corners: new Float64Array((MAX_GRID + 1) * (MAX_GRID + 1) * 3),
+  xi: new Int32Array(MAX_GRID + 1),
+  xf: new Float64Array(MAX_GRID + 1),
+  ma: new Float64Array(MAX_GRID * MAX_GRID * 3),
+  mb: new Float64Array(MAX_GRID * MAX_GRID * 3),
+  errors: new Float64Array(MAX_GRID * MAX_GRID),
+};
+
+/** Mean Lab colour of each cell of a gx×gy grid over [x0,x1]×[y0,y1] (normalised coordinates), into `out`. */
+function gridMeans(sig: Signature, box: Box, gx: number, gy: number, out: Float64Array) {
   const { width, height, table } = sig;
+  const [x0, x1, y0, y1] = box;
   const stride = (width + 1) * 3;
-  const corners = new Float64Array((g + 1) * (g + 1) * 3);
-  const xi = new Int32Array(g + 1);
-  const xf = new Float64Array(g + 1);
-  for (let i = 0; i <= g; i++) {
-    const x = Math.min(width, Math.max(0, (x0 + ((x1 - x0) * i) / g) * width));
+  const { corners, xi, xf } = scratch;
+  for (let i = 0; i <= gx; i++) {
+    const x = Math.min(width, Math.max(0, (x0 + ((x1 - x0) * i) / gx) * width));
     xi[i] = Math.min(width - 1, Math.floor(x));
     xf[i] = x - xi[i]!;
   }
-  for (let j = 0; j <= g; j++) {
-    const y = Math.min(height, Math.max(0, (y0 + ((y1 - y0) * j) / g) * height));
+  for (let j = 0; j <= gy; j++) {
+    const y = Math.min(height, Math.max(0, (y0 + ((y1 - y0) * j) / gy) * height));
     const yi = Math.min(height - 1, Math.floor(y));
     const fy = y - yi;
-    for (let i = 0; i <= g; i++) {
+    for (let i = 0; i <= gx; i++) {
       const fx = xf[i]!;
       const t = yi * stride + xi[i]! * 3;
+      const o = (j * (gx + 1) + i) * 3;
       for (let c = 0; c < 3; c++) {
         const top = table[t + c]! * (1 - fx) + table[t + 3 + c]! * fx;
         const bottom = table[t + stride + c]! * (1 - fx) + table[t + stride + 3 + c]! * fx;
-        corners[(j * (g + 1) + i) * 3 + c] = top * (1 - fy) + bottom * fy;
+        corners[o + c] = top * (1 - fy) + bottom * fy;
       }
     }
   }
-  const area = ((x1 - x0) * width * (y1 - y0) * height) / (g * g);
-  for (let j = 0; j < g; j++) {
-    for (let i = 0; i < g; i++) {
+  const area = ((x1 - x0) * width * (y1 - y0) * height) / (gx * gy);
+  const row = (gx + 1) * 3;
+  for (let j = 0; j < gy; j++) {
+    for (let i = 0; i < gx; i++) {
+      const k = (j * (gx + 1) + i) * 3;
+      const o = (j * gx + i) * 3;
       for (let c = 0; c < 3; c++) {
-        const k = (p: number, q: number) => corners[(q * (g + 1) + p) * 3 + c]!;
-        out[(j * g + i) * 3 + c] = (k(i + 1, j + 1) - k(i, j + 1) - k(i + 1, j) + k(i, j)) / area;
+        out[o + c] = (corners[k + row + 3 + c]! - corners[k + row + c]! - corners[k + 3 + c]! + corners[k + c]!) / area;
       }
     }
   }
 }
 
-interface Alignment {
-  lx: number;
-  rx: number;
-  ly: number;
-  ry: number;
-}
+/** Which part of each image is matched: [x0, x1, y0, y1], normalised. */
+type Box = readonly [number, number, number, number];
 
-function regions(p: Alignment) {
+/**
+ * An alignment: how much is cut off each side (left, right, top, bottom), as a fraction of the image; a positive
+ * value cuts `a`, a negative one cuts `b` (so either image may be the cropped one).
+ */
+type Alignment = [lx: number, rx: number, ly: number, ry: number];
+
+function boxes(p: Alignment): { a: Box; b: Box } {
+  const [lx, rx, ly, ry] = p;
   return {
-    a: [Math.max(p.lx, 0), 1 - Math.max(p.rx, 0), Math.max(p.ly, 0), 1 - Math.max(p.ry, 0)] as const,
-    b: [Math.max(-p.lx, 0), 1 - Math.max(-p.rx, 0), Math.max(-p.ly, 0), 1 - Math.max(-p.ry, 0)] as const,
+    a: [Math.max(lx, 0), 1 - Math.max(rx, 0), Math.max(ly, 0), 1 - Math.max(ry, 0)],
+    b: [Math.max(-lx, 0), 1 - Math.max(-rx, 0), Math.max(-ly, 0), 1 - Math.max(-ry, 0)],
   };
 }
 
+/** The two matched parts must have (nearly) the same shape in pixels. */
 function aspectOk(a: Signature, b: Signature, p: Alignment, tolerance: number): boolean {
-  const r = regions(p);
+  const r = boxes(p);
   const aspectA = ((r.a[1] - r.a[0]) * a.aspect) / (r.a[3] - r.a[2]);
   const aspectB = ((r.b[1] - r.b[0]) * b.aspect) / (r.b[3] - r.b[2]);
   return Math.abs(Math.log(aspectA / aspectB)) <= tolerance;
 }
 
-/** Per-cell colour differences after fitting b's lightness to a's (gain + offset). */
-function cellErrors(ma: Float64Array, mb: Float64Array, cells: number, out: Float64Array) {
+/**
+ * Per-cell colour differences of a gx×gy grid after fitting b's lightness to a's (gain + offset, bounded, for
+ * brightness/contrast edits), into scratch.errors; returns their sum of squares.
+ */
+function cellErrors(a: Signature, b: Signature, p: Alignment, gx: number, gy: number): number {
+  const { ma, mb, errors } = scratch;
+  const r = boxes(p);
+  gridMeans(a, r.a, gx, gy, ma);
+  gridMeans(b, r.b, gx, gy, mb);
+  const cells = gx * gy;
   let sa = 0;
   let sb = 0;
   let sbb = 0;
@@ -125,63 +148,67 @@ function cellErrors(ma: Float64Array, mb: Float64Array, cells: number, out: Floa
   }
   const varB = sbb / cells - (sb / cells) ** 2;
   const cov = sab / cells - (sa / cells) * (sb / cells);
-  const gain = varB > 1e-6 ? Math.min(1.25, Math.max(0.8, cov / varB)) : 1;
+  const gain = varB > 1e-6 ? Math.min(tuning.maxGain, Math.max(1 / tuning.maxGain, cov / varB)) : 1;
   const offset = sa / cells - gain * (sb / cells);
-  const w = tuning.chromaWeight;
+  let sum = 0;
   for (let k = 0; k < cells; k++) {
     const dl = ma[k * 3]! - (gain * mb[k * 3]! + offset);
     const da = ma[k * 3 + 1]! - mb[k * 3 + 1]!;
     const db = ma[k * 3 + 2]! - mb[k * 3 + 2]!;
-    out[k] = Math.sqrt(dl * dl + w * (da * da + db * db));
+    const e2 = dl * dl + da * da + db * db;
+    errors[k] = Math.sqrt(e2);
+    sum += e2;
   }
-}
-
-function evaluate(a: Signature, b: Signature, p: Alignment, g: number) {
-  const r = regions(p);
-  const ma = new Float64Array(g * g * 3);
-  const mb = new Float64Array(g * g * 3);
-  gridMeans(a, ...r.a, g, ma);
-  gridMeans(b, ...r.b, g, mb);
-  const errors = new Float64Array(g * g);
-  cellErrors(ma, mb, g * g, errors);
-  return errors;
-}
-
-function cost(a: Signature, b: Signature, p: Alignment): number {
-  const errors = evaluate(a, b, p, tuning.searchGrid);
-  let sum = 0;
-  for (const e of errors) sum += e * e;
   return sum;
+}
+
+/** Best cut of one axis (indices 0,1 = x or 2,3 = y) over the coarse steps, the other axis held. */
+function searchAxis(a: Signature, b: Signature, start: Alignment, axis: 0 | 2, steps: number[], checkAspect: boolean) {
+  const g = tuning.searchGrid;
+  let best: Alignment = start;
+  let bestCost = Infinity;
+  for (const u of steps) {
+    for (const v of steps) {
+      const p: Alignment = [...start];
+      p[axis] = u;
+      p[axis + 1] = v;
+      // The coarse grid may miss the exact shape by up to one step.
+      if (checkAspect && !aspectOk(a, b, p, tuning.aspectTolerance + tuning.coarseStep)) continue;
+      const c = cellErrors(a, b, p, g, g);
+      if (c < bestCost) {
+        bestCost = c;
+        best = p;
+      }
+    }
+  }
+  return best;
 }
 
 export function compareSignatures(a: Signature, b: Signature): { nearCopy: boolean; distance: number } {
   const m = tuning.margin;
+  const g = tuning.searchGrid;
   const steps: number[] = [];
   for (let v = -m; v <= m + 1e-9; v += tuning.coarseStep) steps.push(v);
-  let best: Alignment | undefined;
-  let bestCost = Infinity;
-  for (const lx of steps)
-    for (const rx of steps)
-      for (const ly of steps)
-        for (const ry of steps) {
-          const p = { lx, rx, ly, ry };
-          if (!aspectOk(a, b, p, tuning.aspectTolerance + tuning.coarseStep)) continue;
-          const c = cost(a, b, p);
-          if (c < bestCost) {
-            bestCost = c;
-            best = p;
-          }
-        }
-  if (!best) return { nearCopy: false, distance: Infinity };
+  // Alternate x and y searches: each axis's cut barely depends on the other's, so 3 × 81 cost evaluations
+  // find what the full 4-D grid (6,561) finds.
+  // The first x search cannot check the shape (y is not known yet).
+  let best: Alignment = [0, 0, 0, 0];
+  best = searchAxis(a, b, best, 0, steps, false);
+  best = searchAxis(a, b, best, 2, steps, true);
+  best = searchAxis(a, b, best, 0, steps, true);
+  if (!aspectOk(a, b, best, tuning.aspectTolerance + tuning.coarseStep)) return { nearCopy: false, distance: Infinity };
+  let bestCost = cellErrors(a, b, best, g, g);
+  // Local refinement, halving the step, keeping the two matched parts the same shape.
   for (let step = tuning.coarseStep / 2; step >= tuning.coarseStep / 8 - 1e-12; step /= 2) {
     let improved = true;
     while (improved) {
       improved = false;
-      for (const key of ['lx', 'rx', 'ly', 'ry'] as const) {
+      for (let key = 0; key < 4; key++) {
         for (const d of [-step, step]) {
-          const p = { ...best, [key]: Math.min(m, Math.max(-m, best[key] + d)) };
+          const p: Alignment = [...best];
+          p[key] = Math.min(m, Math.max(-m, p[key]! + d));
           if (!aspectOk(a, b, p, tuning.aspectTolerance)) continue;
-          const c = cost(a, b, p);
+          const c = cellErrors(a, b, p, g, g);
           if (c < bestCost) {
             bestCost = c;
             best = p;
@@ -191,8 +218,10 @@ export function compareSignatures(a: Signature, b: Signature): { nearCopy: boole
       }
     }
   }
-  const errors = evaluate(a, b, best, tuning.verifyGrid);
-  const distance = Math.max(...errors);
+  const v = tuning.verifyGrid;
+  cellErrors(a, b, best, v, v);
+  let distance = 0;
+  for (let k = 0; k < v * v; k++) distance = Math.max(distance, scratch.errors[k]!);
   return { nearCopy: distance <= tuning.threshold, distance };
 }
 
