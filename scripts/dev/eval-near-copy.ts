@@ -1,5 +1,5 @@
 // Near-copy evaluation (a measurement, not a test; reads ../shared):
-//   npm run eval:near-copy -- [--data DIR] [--negatives N] [--threshold T]
+//   npm run eval:near-copy -- [--data DIR] [--negatives N] [--threshold T] [--set NAME=NUMBER]
 // Makes edited copies of every image of the grocery set (resize, re-encode, crop, brightness, contrast) and
 // counts how many the near-copy rule flags, then compares pairs of images of different items (must never be
 // flagged) and pairs of different photos of one item (reported only). Prints the distances around the threshold,
@@ -11,10 +11,11 @@ import sharp from 'sharp';
 import { compareSignatures, imageSignature, tuning, type Signature } from '../../service/src/images/near-copy.js';
 import { numberFlag, runTool, ToolUsageError } from './tool.js';
 
-const HELP = `Usage: npm run eval:near-copy -- [--data DIR] [--negatives N] [--threshold T]
+const HELP = `Usage: npm run eval:near-copy -- [--data DIR] [--negatives N] [--threshold T] [--set NAME=NUMBER]
   --data       grocery set with manifest.csv (default ../shared/data/grocery-dev)
   --negatives  compare an even sample of N different-item pairs instead of all of them (default: all)
-  --threshold  decision threshold to report (default: the one in near-copy.ts, ${tuning.threshold})`;
+  --threshold  decision threshold to report (default: the one in near-copy.ts, ${tuning.threshold})
+  --set        NAME=NUMBER overrides one of near-copy.ts's tuning constants (repeatable), to try a change`;
 
 interface Image {
   file: string;
@@ -94,6 +95,7 @@ async function main(dir: string, negatives: number | undefined, threshold: numbe
   const signatureTimes: number[] = [];
   // Positives: both directions must flag (the caller may pass either image first), so the larger distance counts.
   const positives = new Map<string, number[]>(Object.keys(EDITS).map((name) => [name, []]));
+  const misses: string[] = [];
   for (const image of images) {
     const bytes = readFileSync(path.join(dir, image.file));
     const start = performance.now();
@@ -103,7 +105,9 @@ async function main(dir: string, negatives: number | undefined, threshold: numbe
     const { width, height } = (await open(bytes).metadata()).autoOrient;
     for (const [name, edit] of Object.entries(EDITS)) {
       const copy = await imageSignature(await edit(bytes, width, height));
-      positives.get(name)!.push(Math.max(distance(original, copy), distance(copy, original)));
+      const d = Math.max(distance(original, copy), distance(copy, original));
+      positives.get(name)!.push(d);
+      if (d > threshold) misses.push(`  ${fixed(d).padStart(5)}  ${name}: ${path.basename(image.file)}`);
     }
   }
   const pairs: Array<[number, number]> = [];
@@ -129,6 +133,7 @@ async function main(dir: string, negatives: number | undefined, threshold: numbe
         `  ${fixed(quantile(ds, 0.95)).padStart(5)}  ${fixed(quantile(ds, 1)).padStart(5)}`,
     );
   }
+  console.log(`\nedited copies not flagged (${misses.length}):\n${misses.join('\n')}`);
   const line = (label: string, ds: number[]) =>
     console.log(
       `${label}: ${ds.length} pairs, flagged ${ds.filter((d) => d <= threshold).length}, distance min ` +
@@ -163,9 +168,17 @@ await runTool(HELP, async () => {
       data: { type: 'string', default: '../shared/data/grocery-dev' },
       negatives: { type: 'string' },
       threshold: { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean' },
     },
   });
+  for (const setting of values.set) {
+    const [name = '', value] = setting.split('=');
+    if (!(name in tuning) || !Number.isFinite(Number(value))) {
+      throw new ToolUsageError(`--set wants NAME=NUMBER with NAME one of ${Object.keys(tuning).join(', ')}`);
+    }
+    tuning[name as keyof typeof tuning] = Number(value);
+  }
   const threshold = values.threshold === undefined ? tuning.threshold : Number(values.threshold);
   if (!(threshold > 0)) throw new ToolUsageError(`--threshold must be a positive number (got ${values.threshold})`);
   const negatives = values.negatives === undefined ? undefined : numberFlag(values.negatives, 'negatives');

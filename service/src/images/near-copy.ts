@@ -20,6 +20,7 @@ export const tuning = {
   verifyGrid: 12,
   threshold: 12,
   maxGain: 1.25,
+  lightnessWeight: 1,
 };
 
 export async function imageSignature(bytes: Buffer): Promise<Signature> {
@@ -116,12 +117,12 @@ function boxes(p: Alignment): { a: Box; b: Box } {
   };
 }
 
-/** The two matched parts must have (nearly) the same shape in pixels. */
-function aspectOk(a: Signature, b: Signature, p: Alignment, tolerance: number): boolean {
+/** How far apart the shapes of the two matched parts are (|log| of the ratio of their aspect ratios). */
+function aspectError(a: Signature, b: Signature, p: Alignment): number {
   const r = boxes(p);
   const aspectA = ((r.a[1] - r.a[0]) * a.aspect) / (r.a[3] - r.a[2]);
   const aspectB = ((r.b[1] - r.b[0]) * b.aspect) / (r.b[3] - r.b[2]);
-  return Math.abs(Math.log(aspectA / aspectB)) <= tolerance;
+  return Math.abs(Math.log(aspectA / aspectB));
 }
 
 /**
@@ -155,7 +156,7 @@ function cellErrors(a: Signature, b: Signature, p: Alignment, gx: number, gy: nu
     const dl = ma[k * 3]! - (gain * mb[k * 3]! + offset);
     const da = ma[k * 3 + 1]! - mb[k * 3 + 1]!;
     const db = ma[k * 3 + 2]! - mb[k * 3 + 2]!;
-    const e2 = dl * dl + da * da + db * db;
+    const e2 = tuning.lightnessWeight * dl * dl + da * da + db * db;
     errors[k] = Math.sqrt(e2);
     sum += e2;
   }
@@ -173,7 +174,7 @@ function searchAxis(a: Signature, b: Signature, start: Alignment, axis: 0 | 2, s
       p[axis] = u;
       p[axis + 1] = v;
       // The coarse grid may miss the exact shape by up to one step.
-      if (checkAspect && !aspectOk(a, b, p, tuning.aspectTolerance + tuning.coarseStep)) continue;
+      if (checkAspect && aspectError(a, b, p) > tuning.aspectTolerance + tuning.coarseStep) continue;
       const c = cellErrors(a, b, p, g, g);
       if (c < bestCost) {
         bestCost = c;
@@ -196,9 +197,12 @@ export function compareSignatures(a: Signature, b: Signature): { nearCopy: boole
   best = searchAxis(a, b, best, 0, steps, false);
   best = searchAxis(a, b, best, 2, steps, true);
   best = searchAxis(a, b, best, 0, steps, true);
-  if (!aspectOk(a, b, best, tuning.aspectTolerance + tuning.coarseStep)) return { nearCopy: false, distance: Infinity };
+  if (aspectError(a, b, best) > tuning.aspectTolerance + tuning.coarseStep)
+    return { nearCopy: false, distance: Infinity };
   let bestCost = cellErrors(a, b, best, g, g);
-  // Local refinement, halving the step, keeping the two matched parts the same shape.
+  // Local refinement, halving the step: a move may not make the shapes of the two matched parts differ more
+  // than the tolerance or than they already do (the coarse grid allows one step more; one side at a time
+  // could never walk back from there).
   for (let step = tuning.coarseStep / 2; step >= tuning.coarseStep / 8 - 1e-12; step /= 2) {
     let improved = true;
     while (improved) {
@@ -207,7 +211,7 @@ export function compareSignatures(a: Signature, b: Signature): { nearCopy: boole
         for (const d of [-step, step]) {
           const p: Alignment = [...best];
           p[key] = Math.min(m, Math.max(-m, p[key]! + d));
-          if (!aspectOk(a, b, p, tuning.aspectTolerance)) continue;
+          if (aspectError(a, b, p) > Math.max(tuning.aspectTolerance, aspectError(a, b, best))) continue;
           const c = cellErrors(a, b, p, g, g);
           if (c < bestCost) {
             bestCost = c;
