@@ -1,5 +1,25 @@
-// PROTOTYPE (top comment written once thresholds are measured).
-import sharp from 'sharp';
+// Near-copy verification for duplicate warnings: is image b the same picture as image a, resized, re-encoded,
+// lightly cropped or brightened? The embedding finds the candidates but cannot decide (a resized copy scores
+// 0.93-0.96 cosine, two milk cartons of one brand 0.962) and the 64-bit pHash breaks on crops, so this compares
+// the pictures themselves, after aligning them.
+//
+// Signature: the EXIF-oriented image on white, shrunk to fit 48×48 px, in CIELAB, kept as a summed-area table so
+// the mean colour of any box costs four look-ups. Comparison: an alignment cuts up to 14 % off each side of either
+// image (the matched parts keep their shape: aspect ratios within 4 %, one coarse step more on the grid). It is
+// found by three alternating one-axis searches (x, y, x; 9×9 cuts in 3.5 % steps each) minimising the squared
+// Lab differences of an 8×8 grid of cell means, after fitting b's lightness to a's (gain 0.8-1.25 plus offset, for
+// brightness and contrast edits), then refined down to 0.4 % steps. Rule: near copy when EVERY cell of a 12×12 grid
+// agrees within ΔE 16 (CIE76 after the lightness fit), not the mean: a different flavour label or colour in one
+// region of an otherwise identical pack fails; shapes that cannot be matched give distance Infinity.
+//
+// Measured (npm run eval:near-copy, grocery-dev: 279 images, 31 catalog shots + 248 store photos; the larger
+// distance of both argument orders): flagged 100 % of resize 90 % q80 (max 5.6), resize 50 % q70, crops of 5 % each
+// side and 10 % off any one side, JPEG q40 and PNG; 99.6 % of contrast +15 % and crop 5 % + resize 50 % q70; 98.6 %
+// of resize 25 % WebP (max 17.5) and 99.3 % of brightness +15 % (max 21.3, clipped whites). All 37,665 pairs of
+// different items: none flagged, smallest distance 31.7 (two soy-milk packs of one brand), 1 % below 43.2, so the
+// threshold keeps a 2× margin. Pairs of different photos of one item (1,116): none flagged (smallest 19.9). Speed:
+// compareSignatures median 0.68 ms per pair, imageSignature median 2.3 ms (2 shared cores, Node 20).
+import sharp, { type OutputInfo } from 'sharp';
 
 export interface Signature {
   /** Working raster size (pixels). */
@@ -11,6 +31,7 @@ export interface Signature {
   table: Float64Array;
 }
 
+/** The search and decision constants (exported so the evaluation can try changes; the service never changes them). */
 export const tuning = {
   side: 48,
   margin: 0.14,
@@ -18,22 +39,30 @@ export const tuning = {
   aspectTolerance: 0.04,
   searchGrid: 8,
   verifyGrid: 12,
-  threshold: 12,
+  threshold: 16,
   maxGain: 1.25,
-  lightnessWeight: 1,
 };
 
+/** The signature of an image file (meant for files the service already accepted: JPEG, PNG, WebP, ...). */
 export async function imageSignature(bytes: Buffer): Promise<Signature> {
-  const image = sharp(bytes, { failOn: 'error', animated: false, autoOrient: true });
-  const meta = await image.metadata();
-  const oriented = meta.autoOrient ?? meta;
-  const { data, info } = await image
-    .flatten({ background: '#ffffff' })
-    .resize(tuning.side, tuning.side, { fit: 'inside' })
-    .toColourspace('lab')
-    .raw({ depth: 'float' })
-    .toBuffer({ resolveWithObject: true });
-  const pixels = new Float32Array(data.buffer, data.byteOffset, data.length / 4);
+  let decoded: { data: Buffer; info: OutputInfo; oriented: { width: number; height: number } };
+  try {
+    const image = sharp(bytes, { failOn: 'error', animated: false, autoOrient: true });
+    const oriented = (await image.metadata()).autoOrient;
+    const { data, info } = await image
+      .flatten({ background: '#ffffff' })
+      .resize(tuning.side, tuning.side, { fit: 'inside' })
+      .toColourspace('lab')
+      .raw({ depth: 'float' })
+      .toBuffer({ resolveWithObject: true });
+    decoded = { data, info, oriented };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`near-copy check: the image cannot be decoded (${reason}); pass the stored image file's bytes`);
+  }
+  const { data, info, oriented } = decoded;
+  // A copy: the raw buffer may start at an offset that is not a multiple of 4.
+  const pixels = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
   const { width, height, channels } = info;
   const stride = (width + 1) * 3;
   const table = new Float64Array(stride * (height + 1));
@@ -48,7 +77,7 @@ export async function imageSignature(bytes: Buffer): Promise<Signature> {
       }
     }
   }
-  return { width, height, aspect: oriented.width! / oriented.height!, table };
+  return { width, height, aspect: oriented.width / oriented.height, table };
 }
 
 const MAX_GRID = 16;
@@ -156,7 +185,7 @@ function cellErrors(a: Signature, b: Signature, p: Alignment, gx: number, gy: nu
     const dl = ma[k * 3]! - (gain * mb[k * 3]! + offset);
     const da = ma[k * 3 + 1]! - mb[k * 3 + 1]!;
     const db = ma[k * 3 + 2]! - mb[k * 3 + 2]!;
-    const e2 = tuning.lightnessWeight * dl * dl + da * da + db * db;
+    const e2 = dl * dl + da * da + db * db;
     errors[k] = Math.sqrt(e2);
     sum += e2;
   }
