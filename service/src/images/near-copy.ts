@@ -14,11 +14,11 @@
 //
 // Measured (npm run eval:near-copy, grocery-dev: 279 images, 31 catalog shots + 248 store photos; the larger
 // distance of both argument orders): flagged 100 % of resize 90 % q80 (max 5.6), resize 50 % q70, crops of 5 % each
-// side and 10 % off any one side, JPEG q40 and PNG; 99.6 % of contrast +15 % and crop 5 % + resize 50 % q70; 98.6 %
-// of resize 25 % WebP (max 17.5) and 99.3 % of brightness +15 % (max 21.3, clipped whites). All 37,665 pairs of
-// different items: none flagged, smallest distance 31.7 (two soy-milk packs of one brand), 1 % below 43.2, so the
-// threshold keeps a 2× margin. Pairs of different photos of one item (1,116): none flagged (smallest 19.9). Speed:
-// compareSignatures median 0.68 ms per pair, imageSignature median 2.3 ms (2 shared cores, Node 20).
+// side and of 10 % off any one side, JPEG q40, PNG, contrast +15 % and crop 5 % + resize 50 % q70 (max 12.9);
+// 99.3 % of resize 25 % WebP (max 17.5) and of brightness +15 % (max 21.3: clipped whites). All 37,665 pairs of
+// different items: none flagged, smallest distance 31.7 (milk packs of one brand), 1 % below 43.2: a 2× margin.
+// Pairs of different photos of one item (1,116): none flagged (smallest 19.9). Speed: compareSignatures median
+// 0.66 ms per pair, imageSignature median 2.7 ms (2 shared cores, Node 20).
 import sharp, { type OutputInfo } from 'sharp';
 
 export interface Signature {
