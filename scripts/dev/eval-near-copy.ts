@@ -64,7 +64,7 @@ const EDITS: Record<string, Edit> = {
 
 function readManifest(dir: string): Image[] {
   const file = path.join(dir, 'manifest.csv');
-  if (!existsSync(file)) throw new ToolUsageError(`${file} not found: pass --data DIR (the grocery-dev set)`);
+  if (!existsSync(file)) throw new Error(`${file} not found: pass --data DIR (the grocery-dev set)`);
   const [header = '', ...lines] = readFileSync(file, 'utf8').trim().split('\n');
   const at = (name: string) => header.split(',').indexOf(name);
   return lines.map((line) => {

@@ -33,13 +33,20 @@ export interface Signature {
 
 /** The search and decision constants (exported so the evaluation can try changes; the service never changes them). */
 export const tuning = {
+  /** Longest side of the working raster, px. */
   side: 48,
+  /** Most cut off any one side of either image, as a fraction. */
   margin: 0.14,
+  /** Step of the coarse alignment search, as a fraction. */
   coarseStep: 0.035,
+  /** Largest |log| ratio of the matched parts' aspect ratios (one coarse step more on the coarse grid). */
   aspectTolerance: 0.04,
+  /** Cells per side of the grid the search minimises over, and of the grid the decision checks (at most 16). */
   searchGrid: 8,
   verifyGrid: 12,
+  /** Largest ΔE (CIE76, after the lightness fit) any verify cell may show in a near copy. */
   threshold: 16,
+  /** Bounds of the lightness gain fitted from b to a (and its inverse). */
   maxGain: 1.25,
 };
 
