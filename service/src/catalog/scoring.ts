@@ -10,8 +10,9 @@
 //
 // Confidence (0-1) that the first row is right comes from a logistic model over how far ahead it is
 // (its score, its lead on the second, its best image's cosine and that image's lead), fitted on the
-// grocery development set with `npm run fit:confidence` (the constants below are its output); the other
-// rows share the rest by their scores. `match` turns the first row's confidence into a verdict.
+// grocery development set with `npm run fit:confidence` (the constants below are its output); a later row
+// gets the same model on the rows from it down, times the chance that every row above is wrong (so the
+// confidences of an answer add up to at most 1). `match` turns the first row's confidence into a verdict.
 import type { ImageKind } from '../schemas/records.js';
 import type { ImageRecord, ItemMatch } from '../store/port.js';
 
@@ -149,8 +150,6 @@ export const CONFIDENCE_MODEL = {
 };
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-/** How sharply the rows after the first share the rest of the confidence by their scores. */
-const SHARE_SHARPNESS = 3;
 
 export function confidenceOf(features: number[]): number {
   const m = CONFIDENCE_MODEL;
@@ -187,15 +186,16 @@ export function featuresOf(rows: RefinedItem[]): number[] {
 export function answerOf(rows: RefinedItem[], limit: number, minConfidence: number): SearchAnswer {
   if (rows.length === 0) return { match: 'none', results: [] };
   const features = featuresOf(rows);
-  const top = confidenceOf(features);
-  const lead = rows[0]!.score;
-  const weights = rows.slice(1, limit).map((row) => Math.exp(SHARE_SHARPNESS * (row.score - lead)));
-  const total = weights.reduce((a, b) => a + b, 0) || 1;
-  const results = rows.slice(0, limit).map((row, i) => ({
-    record: row.best.record,
-    score: row.score,
-    confidence: i === 0 ? top : ((1 - top) * weights[i - 1]!) / total,
-  }));
+  // Row i is right if the rows above it are not and it wins among the rows from it down: its own evidence
+  // counts, never a share of what the rows above lack (that mass also covers "not in the catalog").
+  let above = 1;
+  const results = rows.slice(0, limit).map((row, i) => {
+    const own = i === 0 ? confidenceOf(features) : confidenceOf(featuresOf(rows.slice(i)));
+    const confidence = above * own;
+    above *= 1 - own;
+    return { record: row.best.record, score: row.score, confidence };
+  });
+  const top = results[0]!.confidence;
   const { thresholds } = CONFIDENCE_MODEL;
   const match: Match = top >= thresholds.confident ? 'confident' : top < thresholds.none ? 'none' : 'uncertain';
   return { match, results: results.filter((row) => row.confidence >= minConfidence), features };
