@@ -26,7 +26,7 @@ import {
   NEAR_COPY_COSINE,
   rankItems,
   refineItems,
-  statsOf,
+  queryStats,
   type CentroidScores,
   type SearchAnswer,
 } from './scoring.js';
@@ -98,6 +98,8 @@ interface Live {
 const REFINED = 10;
 /** Items taken from each kind's centroid index (at least): the ranking rarely reaches beyond the first few. */
 const CANDIDATES_PER_KIND = 24;
+/** Nearest images checked for being the query's own picture (a stored copy of the whole photo). */
+const NEAR_COPY_ITEMS = 3;
 
 const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
 
@@ -230,30 +232,35 @@ export class Catalog {
     const samples = await this.samples.of(collection);
     // Kinds the catalog has no images of (often `photo`) cost nothing.
     const kinds = IMAGE_KINDS.filter((kind) => samples[kind].length > 0);
-    const stats = Object.fromEntries(kinds.map((kind) => [kind, statsOf(query, samples[kind])]));
+    const stats = queryStats(query, samples);
     const wanted = Math.max(CANDIDATES_PER_KIND, request.limit * 4);
     const candidates = await Promise.all(kinds.map((kind) => collection.searchCentroids(query, kind, wanted, options)));
     const scores: CentroidScores = new Map();
     candidates.forEach((list, i) => {
       for (const { item_id, score } of list) scores.set(item_id, { ...scores.get(item_id), [kinds[i]!]: score });
     });
+    // The query's own picture (a stored image sent again) identifies its item whatever the item's centroids
+    // say (a kind with one or two images across the catalog has no useful statistics yet).
+    const nearCopy = NEAR_COPY_COSINE * dot(query, whole);
+    const copies = (await collection.searchItems(query, NEAR_COPY_ITEMS, options))
+      .filter((match) => match.score >= nearCopy)
+      .map((match) => match.record.item_id);
+    for (const itemId of copies) if (!scores.has(itemId)) scores.set(itemId, {});
     if (scores.size === 0) return { match: 'none', results: [] };
     // An item found through one kind may have images of another: that centroid counts too.
     const incomplete = [...scores].filter(([, byKind]) => kinds.some((kind) => byKind[kind] === undefined));
     if (incomplete.length > 0) {
       for (const centroid of await collection.centroidsOf(incomplete.map(([itemId]) => itemId))) {
         const byKind = scores.get(centroid.item_id)!;
-        if (stats[centroid.kind] && byKind[centroid.kind] === undefined)
-          byKind[centroid.kind] = dot(query, centroid.vector);
+        if (byKind[centroid.kind] === undefined) byKind[centroid.kind] = dot(query, centroid.vector);
       }
     }
-    const leading = rankItems(scores, stats).slice(0, Math.max(2 * request.limit, REFINED));
+    const refined = Math.max(2 * request.limit, REFINED);
+    const leading = rankItems(scores, stats).filter((item, i) => i < refined || copies.includes(item.item_id));
     const images = await collection.scoreImages(
       query,
       leading.map((item) => item.item_id),
     );
-    // A stored copy of the whole picture matches the two-view query as well as the whole view itself does.
-    const nearCopy = NEAR_COPY_COSINE * dot(query, whole);
     return answerOf(refineItems(leading, images, stats, nearCopy), request.limit, request.minConfidence);
   }
 

@@ -1,9 +1,10 @@
 // Item-level scoring and confidence. An item is scored from all its images, by kind: the query's cosine with
 // the item's centroid of each kind it has images of (`catalog`: pictures of the product; `photo`: taken in
 // place), turned into a z-score against the query's similarities to that kind's centroids over the whole
-// catalog, and averaged over the item's kinds; the leading items are then refined with a quarter weight on
-// their best image of each kind, and a kind whose best image is a near-copy of the query (cosine >= 0.98)
-// counts at least that image's z-score. Why: a store photo resembles every other store photo (shelves,
+// catalog, and averaged over the item's kinds (a kind with fewer than 5 centroids in the catalog has no
+// statistics yet and is left out); the leading items are then refined with a quarter weight on their best
+// image of each kind, and an item with a copy of the query (cosine >= 0.995) scores at least that image's
+// z-score. Why: a store photo resembles every other store photo (shelves,
 // hands, light) more than any catalog picture, so raw cosines let items that have photos win queries they
 // should lose; within each kind the comparison is fair, and more photos of an item only make its photo
 // centroid more typical of it. With catalog images only, the ranking is the plain cosine one.
@@ -49,10 +50,12 @@ export interface RankedItem {
 export const CENTROID_WEIGHT = 0.75;
 
 /**
- * A best image at least this close is taken as the query's own picture (re-sent, re-encoded): the highest
- * cosine measured between pictures of two different products is 0.962 (grocery-dev, MobileNetV2).
+ * A best image at least this close is taken as the query's own picture (a stored file sent again): it then
+ * decides the answer, so the rule must not fire for anything else. Two different products' pictures reach
+ * 0.962 and two store photos of one product taken in a row about as much (grocery-dev, MobileNetV2), so
+ * only (nearly) the same bytes count.
  */
-export const NEAR_COPY_COSINE = 0.98;
+export const NEAR_COPY_COSINE = 0.995;
 
 /** The spread is never taken below this, so a catalog of one or two items cannot blow the z-scores up. */
 const MIN_SD = 0.02;
@@ -74,13 +77,36 @@ export function statsOf(query: Float32Array, sample: Float32Array[]): KindStats 
 /** Each item's cosine with its centroid of each kind. */
 export type CentroidScores = Map<string, Partial<Record<ImageKind, number>>>;
 
-/** Items by the mean of their per-kind z-scores (kinds with statistics), best first. */
-export function rankItems(scores: CentroidScores, stats: Partial<Record<ImageKind, KindStats>>): RankedItem[] {
+/** Statistics per kind (kinds with enough centroids), and `pooled` over every kind's sample together. */
+export interface QueryStats {
+  kinds: Partial<Record<ImageKind, KindStats>>;
+  pooled?: KindStats;
+}
+
+/**
+ * A kind with fewer centroids than this across the catalog has no statistics of its own: one or two staff
+ * photos would give a mean equal to their own cosine (every z 0). Items that also have another kind are
+ * ranked by that kind alone until then; items with only such kinds use the pooled statistics.
+ */
+export const MIN_KIND_SAMPLE = 5;
+
+export function queryStats(query: Float32Array, samples: Record<ImageKind, Float32Array[]>): QueryStats {
+  const kinds: Partial<Record<ImageKind, KindStats>> = {};
+  for (const [kind, sample] of Object.entries(samples) as Array<[ImageKind, Float32Array[]]>) {
+    if (sample.length >= MIN_KIND_SAMPLE) kinds[kind] = statsOf(query, sample);
+  }
+  return { kinds, pooled: statsOf(query, Object.values(samples).flat()) };
+}
+
+/** Items by the mean of their per-kind z-scores, best first (see MIN_KIND_SAMPLE for kinds without stats). */
+export function rankItems(scores: CentroidScores, stats: QueryStats): RankedItem[] {
   const ranked: RankedItem[] = [];
   for (const [item_id, byKind] of scores) {
+    const entries = Object.entries(byKind) as Array<[ImageKind, number]>;
+    const own = entries.filter(([kind]) => stats.kinds[kind] !== undefined);
     const z: Partial<Record<ImageKind, number>> = {};
-    for (const [kind, score] of Object.entries(byKind) as Array<[ImageKind, number]>) {
-      const kindStats = stats[kind];
+    for (const [kind, score] of own.length > 0 ? own : entries) {
+      const kindStats = statsFor(stats, kind);
       if (kindStats) z[kind] = (score - kindStats.mean) / kindStats.sd;
     }
     const values = Object.values(z);
@@ -88,6 +114,8 @@ export function rankItems(scores: CentroidScores, stats: Partial<Record<ImageKin
   }
   return ranked.sort(byScore);
 }
+
+const statsFor = (stats: QueryStats, kind: ImageKind) => stats.kinds[kind] ?? stats.pooled;
 
 const meanOf = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 const byScore = (a: { score: number }, b: { score: number }) => b.score - a.score;
@@ -99,14 +127,15 @@ export interface RefinedItem extends RankedItem {
 
 /**
  * The leading items rescored with their images: per kind, CENTROID_WEIGHT of the centroid's z-score and the
- * rest from the kind's best image (on the same scale), averaged over kinds. Items without scored images drop.
+ * rest from the kind's best image (on the same scale), averaged over kinds; an item whose best image is a
+ * near copy of the query scores at least that image's z-score. Items without scored images drop.
  * `nearCopyCosine`: the cosine from which an image is the query's own picture (lower when the query vector
  * mixes in a second view, which a stored copy of the whole picture does not match exactly).
  */
 export function refineItems(
   ranked: RankedItem[],
   images: ItemMatch[],
-  stats: Partial<Record<ImageKind, KindStats>>,
+  stats: QueryStats,
   nearCopyCosine = NEAR_COPY_COSINE,
 ): RefinedItem[] {
   const bestByKind = new Map<string, Partial<Record<ImageKind, number>>>();
@@ -118,20 +147,24 @@ export function refineItems(
     bestByKind.set(item_id, kinds);
     if ((bestOverall.get(item_id)?.score ?? -Infinity) < image.score) bestOverall.set(item_id, image);
   }
+  const allStats = [...Object.values(stats.kinds), ...(stats.pooled ? [stats.pooled] : [])];
   return ranked
     .flatMap((item) => {
       const best = bestOverall.get(item.item_id);
       if (!best) return [];
       const parts = Object.entries(item.z).map(([kind, z]) => {
         const image = bestByKind.get(item.item_id)?.[kind as ImageKind];
-        const kindStats = stats[kind as ImageKind];
+        const kindStats = statsFor(stats, kind as ImageKind);
         if (image === undefined || !kindStats) return z;
-        const imageZ = (image - kindStats.mean) / kindStats.sd;
-        // The query is (nearly) that very picture: it identifies the item whatever its other images show.
-        if (image >= nearCopyCosine) return Math.max(z, imageZ);
-        return CENTROID_WEIGHT * z + (1 - CENTROID_WEIGHT) * imageZ;
+        return CENTROID_WEIGHT * z + ((1 - CENTROID_WEIGHT) * (image - kindStats.mean)) / kindStats.sd;
       });
-      return [{ ...item, score: meanOf(parts), best }];
+      let score = meanOf(parts);
+      // The query is (nearly) one of the item's pictures, of any kind: that identifies the item whatever its
+      // other images show, on the most demanding scale there is.
+      if (best.score >= nearCopyCosine && allStats.length > 0) {
+        score = Math.max(score, Math.min(...allStats.map((s) => (best.score - s.mean) / s.sd)));
+      }
+      return [{ ...item, score, best }];
     })
     .sort(byScore);
 }

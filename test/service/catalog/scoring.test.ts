@@ -10,12 +10,15 @@ import {
   featuresOf,
   rankItems,
   refineItems,
+  MIN_KIND_SAMPLE,
+  queryStats,
   type CentroidScores,
+  type QueryStats,
   type RefinedItem,
 } from '../../../service/src/catalog/scoring.js';
 import { makeRecord } from '../../support/store-contract.js';
 
-const stats = { catalog: { mean: 0.5, sd: 0.1 }, photo: { mean: 0.7, sd: 0.05 } };
+const stats: QueryStats = { kinds: { catalog: { mean: 0.5, sd: 0.1 }, photo: { mean: 0.7, sd: 0.05 } } };
 
 describe('rankItems', () => {
   it('z-scores each kind against its own statistics and averages the kinds an item has', () => {
@@ -31,10 +34,36 @@ describe('rankItems', () => {
     expect(ranked[1].score).toBeCloseTo(2.5, 10);
   });
 
-  it('ignores kinds without statistics (a kind the catalog has no sample of)', () => {
-    const ranked = rankItems(new Map([['a', { catalog: 0.6, photo: 0.99 }]]), { catalog: stats.catalog });
-    expect(ranked).toEqual([{ item_id: 'a', z: { catalog: expect.closeTo(1, 10) }, score: expect.closeTo(1, 10) }]);
-    expect(rankItems(new Map([['b', { photo: 0.9 }]]), { catalog: stats.catalog })).toEqual([]);
+  it('a kind without statistics of its own is left out, unless the item has no other kind (pooled stats)', () => {
+    const few: QueryStats = { kinds: { catalog: { mean: 0.5, sd: 0.1 } }, pooled: { mean: 0.6, sd: 0.1 } };
+    const ranked = rankItems(
+      new Map([
+        ['taught', { catalog: 0.6, photo: 0.99 }],
+        ['photos-only', { photo: 0.8 }],
+      ]),
+      few,
+    );
+    expect(ranked).toEqual([
+      { item_id: 'photos-only', z: { photo: expect.closeTo(2, 10) }, score: expect.closeTo(2, 10) },
+      { item_id: 'taught', z: { catalog: expect.closeTo(1, 10) }, score: expect.closeTo(1, 10) },
+    ]);
+  });
+});
+
+describe('queryStats', () => {
+  it(`gives a kind statistics from ${MIN_KIND_SAMPLE} centroids on, and pools every sample`, () => {
+    const unit = (...v: number[]) => Float32Array.from(v.map((x) => x / Math.hypot(...v)));
+    const catalog = Array.from({ length: MIN_KIND_SAMPLE }, (_, i) => unit(1, i / 10, 0));
+    const photo = Array.from({ length: MIN_KIND_SAMPLE - 1 }, (_, i) => unit(0, 1, i / 10));
+    const query = unit(1, 0, 0);
+    const stats = queryStats(query, { catalog, photo });
+    expect(Object.keys(stats.kinds)).toEqual(['catalog']);
+    const sims = catalog.map((v) => v[0]);
+    const mean = sims.reduce((a, b) => a + b, 0) / sims.length;
+    expect(stats.kinds.catalog!.mean).toBeCloseTo(mean, 6);
+    const pooled = [...sims, ...photo.map((v) => v[0])];
+    expect(stats.pooled!.mean).toBeCloseTo(pooled.reduce((a, b) => a + b, 0) / pooled.length, 6);
+    expect(queryStats(query, { catalog: [], photo: [] })).toEqual({ kinds: {}, pooled: undefined });
   });
 });
 
@@ -54,17 +83,19 @@ describe('refineItems', () => {
     expect(row.best.score).toBe(0.9);
   });
 
-  it("a near copy of the query counts in full, whatever the item's other images", () => {
+  it("a near copy of the query counts in full, whatever the item's other images and their statistics", () => {
     const rows = refineItems(
       [
         { item_id: 'typical', score: 3, z: { catalog: 3 } },
-        { item_id: 'copy', score: 1, z: { catalog: 1 } },
+        { item_id: 'copy', score: 0, z: { catalog: 0 } },
       ],
-      [image('typical', 'catalog', 0.8), image('copy', 'catalog', 0.99)],
+      [image('typical', 'catalog', 0.8), image('copy', 'catalog', 0.5), image('copy', 'photo', 0.99)],
       stats,
     );
     expect(rows.map((r) => r.item_id)).toEqual(['copy', 'typical']);
-    expect(rows[0].score).toBeCloseTo((0.99 - 0.5) / 0.1, 10);
+    // The lower of its z-scores against each kind's statistics: (0.99 - 0.5) / 0.1 = 4.9 (photo: 5.8).
+    expect(rows[0].score).toBeCloseTo(4.9, 10);
+    expect(rows[0].best.record.kind).toBe('photo');
   });
 
   it('drops items without a scored image', () => {
