@@ -89,12 +89,12 @@ describe('refineItems', () => {
         { item_id: 'typical', score: 3, z: { catalog: 3 } },
         { item_id: 'copy', score: 0, z: { catalog: 0 } },
       ],
-      [image('typical', 'catalog', 0.8), image('copy', 'catalog', 0.5), image('copy', 'photo', 0.99)],
+      [image('typical', 'catalog', 0.8), image('copy', 'catalog', 0.5), image('copy', 'photo', 0.999)],
       stats,
     );
     expect(rows.map((r) => r.item_id)).toEqual(['copy', 'typical']);
-    // The lower of its z-scores against each kind's statistics: (0.99 - 0.5) / 0.1 = 4.9 (photo: 5.8).
-    expect(rows[0].score).toBeCloseTo(4.9, 10);
+    // The lower of its z-scores against each kind's statistics: (0.999 - 0.5) / 0.1 = 4.99 (photo: 5.98).
+    expect(rows[0].score).toBeCloseTo(4.99, 10);
     expect(rows[0].best.record.kind).toBe('photo');
   });
 
