@@ -177,6 +177,7 @@ function renderResults(answer: SearchAnswer): void {
   el.unlikelyList.replaceChildren();
   show(el.unlikely, false);
   el.verdict.dataset.match = answer.match;
+  el.verdict.dataset.search = String(state?.searches ?? 0); // which search this shows (the browser tests wait on it)
   if (answer.match === 'none' || rows.length === 0) {
     el.verdict.textContent =
       `No match: this photo does not look like any catalog item${where}. Take another photo, or find the item ` +
