@@ -15,7 +15,11 @@ import { ServiceError } from '../errors.js';
 import { route } from '../http/routes.js';
 import { Session } from '../schemas/api.js';
 
-/** Where the built page is: beside the sources (tsx), or at the same place seen from dist/ (the image). */
+/**
+ * Where the built page is: ../../web/dist from this file, which is service/web/dist under tsx and
+ * dist/service/web/dist when compiled (the Docker image copies it there); or, compiled in a checkout
+ * (`npm run build`), the checkout's service/web/dist.
+ */
 const CANDIDATES = [
   new URL('../../web/dist/', import.meta.url),
   new URL('../../../../service/web/dist/', import.meta.url),
