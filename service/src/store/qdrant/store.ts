@@ -420,7 +420,8 @@ class QdrantCollection implements Collection {
       c.retrieve(this.name, { ids: [imageId], with_payload: true, with_vector: false }),
     );
     const [point] = found;
-    return point ? toRecord(point.id, point.payload) : undefined;
+    // A centroid's id is derived from its item, so anyone may ask for it: it is not an image.
+    return point && point.payload?.[CENTROID] === undefined ? toRecord(point.id, point.payload) : undefined;
   }
 
   async itemImages(itemId: string): Promise<ImageRecord[]> {
