@@ -239,6 +239,21 @@ describe.skipIf(!CHROMIUM)('the staff page in Chromium', () => {
     expect(uploads[0]).toBeLessThan(statSync(files.large!).size / 2);
   });
 
+  it('limits a search to one item group', async () => {
+    const page = await open();
+    await signIn(page, WRITE_KEY);
+    expect((await searchWith(page, files.apple!))[0]).toBe('Apple juice 1 l');
+    const before = await page.locator('#verdict').getAttribute('data-search');
+    await page.getByLabel('Item group').fill('Tools');
+    await page.getByLabel('Item group').press('Enter'); // a change of the field searches again
+    await expect.poll(() => page.locator('#verdict').getAttribute('data-search')).not.toBe(before);
+    const titles = await page.locator('#result-list h3, #unlikely-list h3').allTextContents();
+    expect(titles.length).toBeGreaterThan(0);
+    expect(titles).not.toContain('Apple juice 1 l');
+    const groups = await page.locator('#result-list .meta, #unlikely-list .meta').allTextContents();
+    for (const meta of groups) expect(meta).toMatch(/Group Tools$/);
+  });
+
   it('says clearly when nothing matches', async () => {
     const page = await open();
     await signIn(page, WRITE_KEY);
