@@ -218,6 +218,12 @@ describe('GET /session', () => {
         headers: { 'image-search-api-key': 'r'.repeat(32) },
       });
       expect(read.statusCode).toBe(404);
+      const write = await keyed.app.inject({
+        method: 'DELETE',
+        url: '/items/x/images/y',
+        headers: { 'image-search-api-key': 'r'.repeat(32) },
+      });
+      expect(write.statusCode).toBe(403);
     } finally {
       await keyed.close();
     }
