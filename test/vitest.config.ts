@@ -9,6 +9,8 @@ export default defineConfig({
     pool: 'forks',
     // Every test process refuses TCP connections outside loopback (see the file for why).
     setupFiles: ['test/support/loopback-only.ts'],
+    // The staff page is built once before the tests (it is not committed).
+    globalSetup: ['test/support/build-web.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     // The JSON report is what .ci/run counts; vitest's own last line is only a duration.

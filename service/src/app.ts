@@ -1,7 +1,7 @@
 // buildApp(deps) → a Fastify instance with every plugin and route, not listening: the process entry
 // (server.ts) listens, tests use inject(). Plugins are registered explicitly, in this order: errors first
 // (so every later failure has the JSON shape), then security headers, CORS, access control, multipart
-// parsing, the OpenAPI document, and the routes.
+// parsing, the OpenAPI document, and the routes (the staff page last).
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
@@ -16,7 +16,9 @@ import type { UrlFetchPolicy } from './images/fetch-url.js';
 import type { Logger } from './log.js';
 import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
+import { imageRoutes } from './routes/images.js';
 import { itemRoutes } from './routes/items.js';
+import { findWebDir, pageRoutes } from './routes/page.js';
 import { searchRoutes } from './routes/search.js';
 import { VERSION } from './version.js';
 
@@ -95,6 +97,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(itemRoutes, { catalog, intake });
   await app.register(searchRoutes, { catalog, intake, maxTopK: config.maxTopK, minConfidence: config.minConfidence });
   await app.register(embedRoutes, { catalog, intake });
+  await app.register(imageRoutes, { catalog });
+  await app.register(pageRoutes, { webDir: findWebDir(), erpnextUrl: config.erpnextUrl });
   if (!config.apiKey && !config.readKey) {
     app.log.warn(
       `No IMAGE_SEARCH_API_KEY or IMAGE_SEARCH_READ_KEY is set: anyone who can reach ${config.host}:${config.port} ` +

@@ -169,6 +169,11 @@ export const VARIABLES = {
     parse: originList,
     doc: 'Comma-separated origins allowed to call the API from a browser (CORS), e.g. https://erp.example.com.',
   },
+  erpnextUrl: {
+    env: 'ERPNEXT_URL',
+    parse: httpUrl,
+    doc: 'Address of ERPNext, e.g. https://erp.example.com; the staff page links each item to its ERPNext page.',
+  },
   requestTimeoutMs: {
     env: 'REQUEST_TIMEOUT_MS',
     default: '120000',

@@ -122,6 +122,18 @@ describe('service/Dockerfile', () => {
     expect(all(runtime, 'CMD')).toEqual(['["node", "dist/service/src/server.js"]']);
     expect(all(runtime, 'EXPOSE')).toEqual(['8020']);
   });
+
+  it('builds the staff page in the build stage and ships it where the compiled page route looks for it', () => {
+    expect(all(stage('build'), 'COPY')).toContain('service/web service/web');
+    expect(all(stage('build'), 'RUN')).toContain('npm run build:web');
+    const copy = all(stage('runtime'), 'COPY').find((c) => c.startsWith('--from=build /app/service/web/dist '));
+    expect(copy).toBe('--from=build /app/service/web/dist ./dist/service/web/dist');
+    // routes/page.ts finds the page at ../../web/dist from its own directory, compiled or not.
+    const source = readFileSync(path.join(ROOT, 'service/src/routes/page.ts'), 'utf8');
+    expect(source).toContain("new URL('../../web/dist/', import.meta.url)");
+    expect(path.posix.join('dist/service/src/routes', '../../web/dist')).toBe('dist/service/web/dist');
+    expect(dockerignore).toContain('service/web/dist');
+  });
 });
 
 describe('.dockerignore', () => {

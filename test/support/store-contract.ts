@@ -223,6 +223,25 @@ export function describeStoreContract(
         expect(await c.itemImages('')).toEqual([]);
       });
 
+      it('imagesByCode lists the images of every item with exactly that code, oldest first', async () => {
+        const c = store.collection(await newCollection());
+        const shoeLate = makeRecord('shoe', 30, { item_code: 'SKU-1' });
+        const shoeEarly = makeRecord('shoe', 10, { item_code: 'SKU-1' });
+        const boot = makeRecord('boot', 20, { item_code: 'SKU-1' });
+        await c.upsertMany(
+          [shoeLate, shoeEarly, boot, makeRecord('sock', 5, { item_code: 'SKU-10' }), makeRecord('hat', 6)].map(
+            (record, i) => ({ record, vector: seededVector(4, i + 1) }),
+          ),
+        );
+        expect(await c.imagesByCode('SKU-1')).toEqual([shoeEarly, boot, shoeLate]);
+        expect(await c.imagesByCode('sku-1')).toEqual([]); // exact, not case-folded
+        expect(await c.imagesByCode('SKU-')).toEqual([]); // not a prefix search
+        expect(await c.imagesByCode('shoe')).toEqual([]); // an item id is not a code
+        await c.updateItem('boot', { item_code: 'SKU-2' });
+        expect(await c.imagesByCode('SKU-1')).toEqual([shoeEarly, shoeLate]);
+        expect(await store.collection(`${prefix}_missing`).imagesByCode('SKU-1')).toEqual([]);
+      });
+
       it('deleteImages removes exactly the listed images and ignores unknown ids', async () => {
         const c = store.collection(await newCollection());
         const [a, b, d] = [makeRecord('x', 1), makeRecord('x', 2), makeRecord('y', 3)];

@@ -41,6 +41,8 @@ import {
   type ItemUpdate,
 } from '../schemas/records.js';
 import { l2Normalize } from '../embedding/model.js';
+import { makeThumbnail, thumbnailVariant, type ThumbnailSize } from '../images/thumbnail.js';
+import { isNotFound } from '../lib/files.js';
 
 export type { Log as Logger } from '../log.js';
 
@@ -479,6 +481,51 @@ export class Catalog {
       await files.endDelete(intent);
       return count;
     });
+  }
+
+  /** Items whose id or code is exactly `text` (an id first), each as its oldest image; at most `limit`. */
+  async findItems(text: string, limit: number): Promise<ImageRecord[]> {
+    const { collection } = await this.current();
+    const [byId, byCode] = await Promise.all([collection.itemImages(text), collection.imagesByCode(text)]);
+    const first = new Map<string, ImageRecord>();
+    for (const image of [...byId, ...byCode]) if (!first.has(image.item_id)) first.set(image.item_id, image);
+    return [...first.values()].slice(0, limit);
+  }
+
+  /** The stored original of an image; 404 when its file is gone. */
+  async original(record: ImageRecord): Promise<Buffer> {
+    try {
+      return await this.options.files.readStored(record);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      throw new ServiceError(
+        'image_not_found',
+        `The file of image ${record.image_id} is missing on disk. Run \`npm run ops -- check\` to find such images.`,
+      );
+    }
+  }
+
+  /**
+   * A thumbnail of a stored image: from the disk cache, or made now and cached. It is cached under the
+   * item's write lock and only while the image still exists, so a delete that ran meanwhile (and removed
+   * the thumbnails it saw) never leaves one behind.
+   */
+  async thumbnail(record: ImageRecord, size: ThumbnailSize): Promise<Buffer> {
+    const { files, log } = this.options;
+    const variant = thumbnailVariant(size);
+    const cached = await files.readThumbnail(record.file, variant);
+    if (cached) return cached;
+    const bytes = await makeThumbnail(await this.original(record), size);
+    const { collection } = await this.current();
+    await this.writes
+      .runShared(() =>
+        this.locks.run(record.item_id, async () => {
+          if (await collection.image(record.image_id)) await files.writeThumbnail(record.file, variant, bytes);
+        }),
+      )
+      // The cache is an optimisation: a full disk must not cost the caller the thumbnail.
+      .catch((error: unknown) => log.warn(`Thumbnail of ${record.image_id} not cached: ${(error as Error).message}`));
+    return bytes;
   }
 }
 

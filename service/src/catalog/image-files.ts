@@ -8,16 +8,23 @@
 // Deletes go the other way: an intent is written to .journal/ first (fsynced), then the points are
 // deleted, then the files, then the intent. A crash in between leaves the intent, which the next start
 // carries out again (every step can be repeated), so no file outlives its point for good.
+//
+// Thumbnails are a cache beside the originals, in .thumbs/ mirroring their paths (<original>-<size>.webp):
+// removing an original removes its thumbnails, a wipe removes them all, and a missing one is made again.
 import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { insideRoot } from '../lib/files.js';
+import { Readable } from 'node:stream';
+import { insideRoot, isNotFound, writeStreamAtomic } from '../lib/files.js';
 
 const INCOMING = '.incoming';
 const JOURNAL = '.journal';
+const THUMBS = '.thumbs';
+/** Entries of the root a wipe keeps: files of ingests in flight and the journal. */
+const KEPT_BY_WIPE = new Set([INCOMING, JOURNAL]);
 /** Entries of the root that are not stored images. */
-const RESERVED = new Set([INCOMING, JOURNAL]);
+const RESERVED = new Set([INCOMING, JOURNAL, THUMBS]);
 
 /** An interrupted delete, as written to the journal before it started. */
 export type DeleteIntent = { op: 'delete-images'; images: Array<{ image_id: string; file: string }> } | { op: 'wipe' };
@@ -164,24 +171,61 @@ export class ImageFiles {
     }
   }
 
+  /** Removes an original and its thumbnails (with any temporary file a crash left of one). */
   async remove(relative: string): Promise<void> {
     await rm(this.absolute(relative), { force: true });
+    const { dir, prefix } = this.thumbnailsOf(relative);
+    const thumbnails = (await entriesOf(dir)).filter(
+      (entry) => entry.startsWith(prefix) || entry.startsWith(`.${prefix}`),
+    );
+    await Promise.all(thumbnails.map((entry) => rm(path.join(dir, entry), { force: true })));
   }
 
-  /** Removes an item's directory when no file is left in it (another image may have arrived meanwhile). */
-  async removeItemDirIfEmpty(itemId: string): Promise<void> {
-    const itemDir = sha256Hex(itemId);
+  /** Where the thumbnails of an original live: their directory and the name they all start with. */
+  private thumbnailsOf(relative: string): { dir: string; prefix: string } {
+    const file = insideRoot(path.join(this.root, THUMBS), relative, 'the thumbnail directory');
+    return { dir: path.dirname(file), prefix: `${path.basename(file, path.extname(file))}-` };
+  }
+
+  private thumbnailFile(relative: string, variant: string): string {
+    const { dir, prefix } = this.thumbnailsOf(relative);
+    return path.join(dir, `${prefix}${variant}.webp`);
+  }
+
+  /** A cached thumbnail of an original (`variant`: its size and recipe); undefined when there is none (yet). */
+  async readThumbnail(relative: string, variant: string): Promise<Buffer | undefined> {
     try {
-      await rmdir(path.join(this.root, itemDir.slice(0, 2), itemDir));
+      return await readFile(this.thumbnailFile(relative, variant));
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      if (isNotFound(error)) return undefined;
+      throw error;
     }
   }
 
-  /** Removes every stored image, keeping the root itself, files of ingests in flight and the journal. */
+  /** Caches a thumbnail (written whole or not at all). */
+  async writeThumbnail(relative: string, variant: string, bytes: Buffer): Promise<void> {
+    await writeStreamAtomic(Readable.from([bytes]), this.thumbnailFile(relative, variant));
+  }
+
+  /**
+   * Removes an item's directory (and its thumbnail directory) when no file is left in it (another image
+   * may have arrived meanwhile).
+   */
+  async removeItemDirIfEmpty(itemId: string): Promise<void> {
+    const itemDir = sha256Hex(itemId);
+    for (const base of [this.root, path.join(this.root, THUMBS)]) {
+      try {
+        await rmdir(path.join(base, itemDir.slice(0, 2), itemDir));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      }
+    }
+  }
+
+  /** Removes every stored image and thumbnail, keeping the root itself, ingests in flight and the journal. */
   async wipe(): Promise<void> {
-    const stored = (await entriesOf(this.root)).filter((entry) => !RESERVED.has(entry));
+    const stored = (await entriesOf(this.root)).filter((entry) => !KEPT_BY_WIPE.has(entry));
     await Promise.all(stored.map((entry) => removeTree(path.join(this.root, entry))));
   }
 
@@ -220,7 +264,7 @@ export class ImageFiles {
     return found;
   }
 
-  /** Every stored image file, as relative paths (skips staging and the journal). */
+  /** Every stored image file, as relative paths (skips staging, the journal and thumbnails). */
   async *list(): AsyncGenerator<string> {
     for (const shard of (await entriesOf(this.root)).sort()) {
       if (RESERVED.has(shard)) continue;

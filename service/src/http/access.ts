@@ -92,6 +92,8 @@ export interface RouteEntry {
   method: string | string[];
   url: string;
   config?: { access?: Access };
+  /** `hide`: not part of the API document (the documentation's and the staff page's own files). */
+  schema?: { hide?: boolean };
 }
 
 declare module 'fastify' {

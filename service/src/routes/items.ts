@@ -12,13 +12,18 @@ import {
   DeletedItem,
   ImageParams,
   IngestForm,
+  ItemList,
+  ItemLookup,
   ItemParams,
   ItemPatch,
   ItemView,
   StoredImageAnswer,
 } from '../schemas/api.js';
 
-const STORE_ERRORS = ['store_unavailable', 'collection_missing', 'model_unavailable', 'model_mismatch'] as const;
+/** Items a lookup answers at most (a code shared by more items than this is not a lookup any more). */
+const LOOKUP_LIMIT = 50;
+
+export const STORE_ERRORS = ['store_unavailable', 'collection_missing', 'model_unavailable', 'model_mismatch'] as const;
 
 export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (
   app,
@@ -62,6 +67,21 @@ export const itemRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageInt
       const images = await catalog.item(item_id);
       return { ...images[0], images };
     },
+  );
+
+  app.get(
+    '/items',
+    route({
+      operationId: 'findItems',
+      summary: 'Look items up by id or code (exact), e.g. to add a photo to an item that search did not find.',
+      tags: ['catalog'],
+      access: 'read',
+      querystring: ItemLookup,
+      errors: [...STORE_ERRORS],
+      response: { 200: ItemList },
+    }),
+    // Each item as its oldest image: the response schema keeps the item's fields and that image's id.
+    async (request) => ({ items: await catalog.findItems((request.query as ItemLookup).q, LOOKUP_LIMIT) }),
   );
 
   app.patch(

@@ -4,7 +4,8 @@
 // Multipart forms are declared here too: the intake checks the fields against them, and the OpenAPI
 // document shows them as the request body.
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
-import { ImageKind, ImageRecord, ItemFields, ItemId } from './records.js';
+import { THUMBNAIL_SIZES } from '../images/thumbnail.js';
+import { ImageKind, ImageRecord, ItemFields, ItemId, Nullable } from './records.js';
 
 export const ErrorBody = Type.Object(
   {
@@ -179,3 +180,49 @@ export const searchForm = (maxTopK: number) =>
   });
 
 export type Form<T extends TProperties> = Static<TObject<T>>;
+
+// ---- the staff page: who is signed in, item lookup, stored images ----
+
+export const Session = Type.Object(
+  {
+    access: Type.Union([Type.Literal('read'), Type.Literal('write')], {
+      description: '`write`: the key may also add and delete images; `read`: search and look only.',
+    }),
+    erpnext_url: Nullable(Type.String(), { description: 'ERPNEXT_URL, for links to the items in ERPNext.' }),
+  },
+  { $id: 'Session' },
+);
+
+export const ItemLookup = Type.Object({
+  q: Type.String({ minLength: 1, maxLength: 1024, description: 'An item id or an item code (exact).' }),
+});
+export type ItemLookup = Static<typeof ItemLookup>;
+
+/** An item found by lookup: its fields and its oldest image (its picture). */
+export const ItemHit = Type.Composite([ItemFields, Type.Pick(ImageRecord, ['image_id'])]);
+export const ItemList = Type.Object(
+  { items: Type.Array(ItemHit, { description: 'The item with that id first, then those with that code.' }) },
+  { $id: 'ItemList' },
+);
+
+export const ImageIdParams = Type.Pick(ImageParams, ['image_id']);
+export type ImageIdParams = Static<typeof ImageIdParams>;
+
+export const ThumbnailQuery = Type.Object({
+  size: Type.Optional(
+    Type.Union(
+      THUMBNAIL_SIZES.map((size) => Type.Literal(String(size))),
+      { description: `Long side in pixels: ${THUMBNAIL_SIZES.join(', ')} (default 256).` },
+    ),
+  ),
+});
+export type ThumbnailQuery = Static<typeof ThumbnailQuery>;
+
+/** An image body in a response (the OpenAPI document shows it as binary of these types). */
+export const imageBody = (description: string, types: string[]) =>
+  Type.Unsafe<Buffer>({
+    description,
+    content: Object.fromEntries(types.map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
+  });
+
+export const NotModified = Type.Null({ description: 'Not modified: the ETag sent in If-None-Match is current.' });

@@ -63,6 +63,8 @@ export interface Collection {
   image(image_id: string): Promise<ImageRecord | undefined>;
   /** All images of one item, oldest first; [] when the item is unknown. */
   itemImages(item_id: string): Promise<ImageRecord[]>;
+  /** All images whose item_code is `code` (of any item), oldest first; [] when there are none. */
+  imagesByCode(code: string): Promise<ImageRecord[]>;
   /**
    * Nearest items to `vector`: one row per item (its best image), best first, at most `limit`; only items
    * the filter keeps (exactly: never an item outside it, never a miss among those inside it).

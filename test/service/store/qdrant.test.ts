@@ -5,7 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../../service/src/store/port.js';
-import { createQdrantStore, QdrantRequestError, type QdrantStore } from '../../../service/src/store/qdrant/store.js';
+import {
+  centroidId,
+  createQdrantStore,
+  QdrantRequestError,
+  type QdrantStore,
+} from '../../../service/src/store/qdrant/store.js';
 import { QdrantDouble } from '../../support/qdrant-double.js';
 import { realQdrantSkipReason } from '../../support/real-qdrant.js';
 import { describeStoreContract, makeRecord } from '../../support/store-contract.js';
@@ -122,6 +127,17 @@ describe('qdrant adapter specifics (on the double)', () => {
     const sent = (upsert.body as { points: Array<{ vector: number[] }> }).points[0].vector;
     // The float32 values go over the wire exactly (as the doubles that represent them).
     expect(sent).toEqual(Array.from(Float32Array.of(0.1, 0.2, 0.3)));
+  });
+
+  it('a centroid point is no image: image(id) and imagesByCode never answer one', async () => {
+    await store.createCollection('c', 3, 'm');
+    const record = makeRecord('item/1', 7, { item_code: 'SKU-7' });
+    const c = store.collection('c');
+    await c.upsert(record, Float32Array.of(0.1, 0.2, 0.3));
+    const [centroid] = await store.client.retrieve('c', { ids: [centroidId('item/1', 'catalog')], with_payload: true });
+    expect(centroid?.payload).toMatchObject({ item_code: 'SKU-7' }); // the centroid exists and carries the code
+    expect(await c.image(centroidId('item/1', 'catalog'))).toBeUndefined();
+    expect(await c.imagesByCode('SKU-7')).toEqual([record]);
   });
 
   it('searches with one queryGroups request grouped by item_id, one hit per group', async () => {

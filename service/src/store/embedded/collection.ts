@@ -122,11 +122,20 @@ export class EmbeddedCollection implements Collection {
   }
 
   async itemImages(itemId: string): Promise<ImageRecord[]> {
+    return this.imagesWhere('item_id', itemId);
+  }
+
+  async imagesByCode(code: string): Promise<ImageRecord[]> {
+    return this.imagesWhere('item_code', code);
+  }
+
+  /** The images whose field equals value, oldest first (item_id is indexed; item_code is not: a scan). */
+  private imagesWhere(field: 'item_id' | 'item_code', value: string): ImageRecord[] {
     const resolved = this.store.resolve(this.name);
     if (!resolved) return [];
     const rows = this.db
-      .prepare(`SELECT ${RECORD_COLUMNS} FROM points WHERE collection = ? AND item_id = ? ORDER BY created_at, key`)
-      .all(resolved.name, itemId) as PointRow[];
+      .prepare(`SELECT ${RECORD_COLUMNS} FROM points WHERE collection = ? AND ${field} = ? ORDER BY created_at, key`)
+      .all(resolved.name, value) as PointRow[];
     return rows.map(toRecord);
   }
 

@@ -420,24 +420,28 @@ class QdrantCollection implements Collection {
       c.retrieve(this.name, { ids: [imageId], with_payload: true, with_vector: false }),
     );
     const [point] = found;
-    return point ? toRecord(point.id, point.payload) : undefined;
+    // A centroid's id is derived from its item, so anyone may ask for it: it is not an image.
+    return point && point.payload?.[CENTROID] === undefined ? toRecord(point.id, point.payload) : undefined;
   }
 
   async itemImages(itemId: string): Promise<ImageRecord[]> {
+    return this.imagesWhere(itemImagesFilter(itemId), `the images of item ${JSON.stringify(itemId)}`);
+  }
+
+  async imagesByCode(code: string): Promise<ImageRecord[]> {
+    return this.imagesWhere(
+      { must: [{ key: 'item_code', match: { value: code } }], must_not: [IS_CENTROID] },
+      `the images of code ${JSON.stringify(code)}`,
+    );
+  }
+
+  /** Every image the filter keeps, oldest first; [] when the collection does not exist. */
+  private async imagesWhere(filter: Schemas['Filter'], what: string): Promise<ImageRecord[]> {
     const records: ImageRecord[] = [];
     let offset: Schemas['ExtendedPointId'] | undefined;
     do {
-      const page = await this.store.callOr(
-        `reading the images of item ${JSON.stringify(itemId)} from ${this.name}`,
-        undefined,
-        (c) =>
-          c.scroll(this.name, {
-            filter: itemImagesFilter(itemId),
-            limit: ITEM_PAGE,
-            offset,
-            with_payload: true,
-            with_vector: false,
-          }),
+      const page = await this.store.callOr(`reading ${what} from ${this.name}`, undefined, (c) =>
+        c.scroll(this.name, { filter, limit: ITEM_PAGE, offset, with_payload: true, with_vector: false }),
       );
       if (!page) return [];
       records.push(...page.points.map((p) => toRecord(p.id, p.payload)));
