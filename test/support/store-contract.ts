@@ -566,6 +566,26 @@ export function describeStoreContract(
         }
       });
 
+      it('duplicate candidates: the same vector under another item scores 1, disabled items included', async () => {
+        const c = store.collection(await newCollection());
+        const original = makeRecord('A', 1, { disabled: true });
+        const copy = makeRecord('B', 2);
+        await c.upsertMany([
+          { record: original, vector: vec(0.3, 0.4, 0.5, 0.1) },
+          { record: copy, vector: vec(0.3, 0.4, 0.5, 0.1) },
+          { record: makeRecord('C', 3), vector: vec(-1, 0, 0, 0) },
+        ]);
+        const found = await c.searchItems(vec(0.3, 0.4, 0.5, 0.1), 3, { includeDisabled: true });
+        expect(
+          found
+            .slice(0, 2)
+            .map((m) => m.record.item_id)
+            .sort(),
+        ).toEqual(['A', 'B']);
+        found.slice(0, 2).forEach((m) => expect(m.score).toBeCloseTo(1, 5));
+        expect((await c.searchItems(vec(0.3, 0.4, 0.5, 0.1), 3)).map((m) => m.record.item_id)).not.toContain('A');
+      });
+
       it('updateItem changes the fields of every image of the item only, keeps kinds and vectors', async () => {
         const c = store.collection(await newCollection());
         const a1 = makeRecord('A', 1, { kind: 'photo', item_group: 'Juice' });
