@@ -100,8 +100,6 @@ interface Live {
 const REFINED = 10;
 /** Items taken from each kind's centroid index (at least): the ranking rarely reaches beyond the first few. */
 const CANDIDATES_PER_KIND = 24;
-/** Nearest images checked for being the query's own picture (a stored copy of the whole photo). */
-const NEAR_COPY_ITEMS = 3;
 
 const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
 
@@ -241,13 +239,13 @@ export class Catalog {
     candidates.forEach((list, i) => {
       for (const { item_id, score } of list) scores.set(item_id, { ...scores.get(item_id), [kinds[i]!]: score });
     });
-    // The query's own picture (a stored image sent again) identifies its item whatever the item's centroids
-    // say (a kind with one or two images across the catalog has no useful statistics yet).
+    // The query's own picture (a stored image sent again) identifies its item whatever the item's other
+    // centroids say: a kind with one image in the item has that image as its centroid.
     const nearCopy = NEAR_COPY_COSINE * dot(query, whole);
-    const copies = (await collection.searchItems(query, NEAR_COPY_ITEMS, options))
+    const copies = candidates
+      .flat()
       .filter((match) => match.score >= nearCopy)
-      .map((match) => match.record.item_id);
-    for (const itemId of copies) if (!scores.has(itemId)) scores.set(itemId, {});
+      .map((match) => match.item_id);
     if (scores.size === 0) return { match: 'none', results: [] };
     // An item found through one kind may have images of another: that centroid counts too.
     const incomplete = [...scores].filter(([, byKind]) => kinds.some((kind) => byKind[kind] === undefined));
