@@ -1,0 +1,60 @@
+// An ERPNext catalog in the Frappe double, built the way ERPNext users build one: Items whose Attach Image field
+// holds an upload (Frappe attaches it to the Item), plus further image attachments, some of them private.
+// Every picture differs (its own seed), so each stored image can be told from the others.
+import type { FrappeDouble } from './frappe-double.js';
+import { jpeg } from './images.js';
+
+export interface SeededItem {
+  name: string;
+  /** File URLs as ERPNext stores them, the image field's first. */
+  urls: string[];
+  /** Their bytes, in the same order. */
+  pictures: Buffer[];
+}
+
+let nextSeed = 1;
+
+/** A new picture each call (small: the embedding model scales every picture to 224×224 anyway). */
+export const freshPicture = () => jpeg(96, 72, nextSeed++);
+
+/** An Item with `images` pictures: the first in its image field, the others attached; every third private. */
+export async function seedItem(
+  double: FrappeDouble,
+  code: string,
+  images: number,
+  fields: { item_group?: string; brand?: string; item_name?: string } = {},
+): Promise<SeededItem> {
+  double.addItem({ item_code: code, item_name: fields.item_name ?? `Name of ${code}`, ...fields });
+  const urls: string[] = [];
+  const pictures: Buffer[] = [];
+  for (let index = 0; index < images; index++) {
+    const content = await freshPicture();
+    pictures.push(content);
+    const isPrivate = index % 3 === 2;
+    const fileName = `${code}-${index}.jpg`;
+    if (index === 0) {
+      // An upload into the Attach Image field: the File row is attached when the Item is saved.
+      const file = double.addFile({ fileName, content, isPrivate });
+      double.updateItem(code, { image: String(file.file_url) });
+      urls.push(String(file.file_url));
+    } else {
+      urls.push(String(double.addFile({ attachedTo: code, fileName, content, isPrivate }).file_url));
+    }
+  }
+  return { name: code, urls, pictures };
+}
+
+/** `count` Items with 1 to 4 pictures each (1, 2, 3, 4, 1, ...), in four item groups and three brands. */
+export async function seedCatalog(double: FrappeDouble, count: number, prefix = 'ITEM-'): Promise<SeededItem[]> {
+  const items: SeededItem[] = [];
+  for (let index = 0; index < count; index++) {
+    const code = `${prefix}${String(index + 1).padStart(4, '0')}`;
+    items.push(
+      await seedItem(double, code, 1 + (index % 4), {
+        item_group: ['Products', 'Spares', 'Tools', 'Raw Material'][index % 4],
+        brand: ['Acme', 'Globex', 'Initech'][index % 3],
+      }),
+    );
+  }
+  return items;
+}
