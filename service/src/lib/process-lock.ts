@@ -50,8 +50,8 @@ class LockFile {
 
   /** True when taken, false when another process holds it. */
   tryTake(): boolean {
-    this.db ??= openLockFile(this.file);
     try {
+      this.db ??= openLockFile(this.file);
       this.db.exec('BEGIN EXCLUSIVE');
       return true;
     } catch (error) {
@@ -72,11 +72,18 @@ class LockFile {
 }
 
 function openLockFile(file: string): Database.Database {
+  let db: Database.Database | undefined;
   try {
     mkdirSync(path.dirname(file), { recursive: true });
     // timeout 0: a held lock answers SQLITE_BUSY at once instead of blocking the event loop.
-    return new Database(file, { timeout: 0 });
+    db = new Database(file, { timeout: 0 });
+    // No journal file: taking the lock then needs no disk space, so locks keep working on a full disk (where the
+    // catalog answers 507). Setting it reads the file, so it is busy while another process holds the lock.
+    db.pragma('journal_mode = MEMORY');
+    return db;
   } catch (error) {
+    db?.close();
+    if (isBusy(error)) throw error;
     throw new Error(
       `Cannot open the lock file ${file} (${(error as Error).message}); the directory must be writable and on a ` +
         'local file system (POSIX locks).',
