@@ -100,16 +100,17 @@ export function planItem(itemId: string, wanted: WantedItem | undefined, current
 export const hasWork = (plan: ItemPlan) =>
   plan.deleteItem || Object.keys(plan.patch).length > 0 || plan.add.length > 0 || plan.remove.length > 0;
 
-/** One line saying what a plan changes (for --dry-run and logs). */
+/** What a plan changes, as a verb phrase ("add item "X" with 2 image(s)"), for --dry-run and logs. */
 export function describePlan(plan: ItemPlan): string {
   const id = JSON.stringify(plan.itemId);
   if (plan.deleteItem) return `remove item ${id} and its images`;
+  if (!plan.exists) return `add item ${id} with ${plan.add.length} image(s)`;
   const parts: string[] = [];
   const fields = Object.keys(plan.patch);
   if (fields.length > 0) parts.push(`update ${fields.join(', ')}`);
   if (plan.add.length > 0) parts.push(`add ${plan.add.length} image(s)`);
   if (plan.remove.length > 0) parts.push(`remove ${plan.remove.length} image(s)`);
-  return `${plan.exists ? 'item' : 'new item'} ${id}: ${parts.join(', ')}`;
+  return `change item ${id}: ${parts.join(', ')}`;
 }
 
 /** Catalog errors that concern the image, not the service: the image is skipped. */
