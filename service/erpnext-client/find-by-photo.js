@@ -107,10 +107,12 @@
    *   image_id: string, confidence: number }} Match */
 
   /**
-   * Opens the dialog; `choose` gets the match the user picks.
-   * @param {(match: Match) => unknown} choose
+   * The dialog, made once per page and shown again for every button (Frappe keeps dialogs in the page); the
+   * function it returns opens it, `choose` getting the match the user picks.
    */
-  function openDialog(choose) {
+  function makeDialog() {
+    /** @type {(match: Match) => unknown} */
+    let choose = () => undefined;
     const dialog = new frappe.ui.Dialog({ title: __(LABEL), size: 'large' });
     const root = el('div', 'find-by-photo');
     const pickers = el('div', 'find-by-photo-pickers');
@@ -135,14 +137,21 @@
       button.addEventListener('click', () => input.click());
       pickers.append(button, input);
     };
+    const initial = __('Take or choose a photo of the item.');
     picker('Take a photo', true);
     picker('Choose a file', false);
-    const status = el('p', 'find-by-photo-status text-muted', __('Take or choose a photo of the item.'));
+    const status = el('p', 'find-by-photo-status text-muted');
     status.setAttribute('role', 'status');
+    status.textContent = initial;
     const list = el('ul', 'find-by-photo-results list-unstyled');
     root.append(pickers, status, list);
     dialog.body.append(root);
-    dialog.on_hide = () => objectUrls.splice(0).forEach((url) => URL.revokeObjectURL(url));
+    dialog.on_hide = () => {
+      searches++; // an answer still on its way is not shown next time
+      list.replaceChildren();
+      status.textContent = initial;
+      objectUrls.splice(0).forEach((url) => URL.revokeObjectURL(url));
+    };
 
     /** @param {File} file */
     async function search(file) {
@@ -203,8 +212,15 @@
       }
     }
 
-    dialog.show();
+    return (/** @type {(match: Match) => unknown} */ next) => {
+      choose = next;
+      dialog.show();
+    };
   }
+
+  /** @type {ReturnType<typeof makeDialog> | undefined} */
+  let dialogOpener;
+  const openDialog = (/** @type {(match: Match) => unknown} */ choose) => (dialogOpener ??= makeDialog())(choose);
 
   /**
    * Puts the item into the form's first row without an item code, or a new row; set_value runs ERPNext's own
