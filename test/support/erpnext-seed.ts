@@ -23,12 +23,13 @@ export async function seedItem(
   code: string,
   images: number,
   fields: { item_group?: string; brand?: string; item_name?: string } = {},
+  picture: () => Promise<Buffer> = freshPicture,
 ): Promise<SeededItem> {
   double.addItem({ item_code: code, item_name: fields.item_name ?? `Name of ${code}`, ...fields });
   const urls: string[] = [];
   const pictures: Buffer[] = [];
   for (let index = 0; index < images; index++) {
-    const content = await freshPicture();
+    const content = await picture();
     pictures.push(content);
     const isPrivate = index % 3 === 2;
     const fileName = `${code}-${index}.jpg`;
@@ -45,15 +46,26 @@ export async function seedItem(
 }
 
 /** `count` Items with 1 to 4 pictures each (1, 2, 3, 4, 1, ...), in four item groups and three brands. */
-export async function seedCatalog(double: FrappeDouble, count: number, prefix = 'ITEM-'): Promise<SeededItem[]> {
+export async function seedCatalog(
+  double: FrappeDouble,
+  count: number,
+  prefix = 'ITEM-',
+  picture: () => Promise<Buffer> = freshPicture,
+): Promise<SeededItem[]> {
   const items: SeededItem[] = [];
   for (let index = 0; index < count; index++) {
     const code = `${prefix}${String(index + 1).padStart(4, '0')}`;
     items.push(
-      await seedItem(double, code, 1 + (index % 4), {
-        item_group: ['Products', 'Spares', 'Tools', 'Raw Material'][index % 4],
-        brand: ['Acme', 'Globex', 'Initech'][index % 3],
-      }),
+      await seedItem(
+        double,
+        code,
+        1 + (index % 4),
+        {
+          item_group: ['Products', 'Spares', 'Tools', 'Raw Material'][index % 4],
+          brand: ['Acme', 'Globex', 'Initech'][index % 3],
+        },
+        picture,
+      ),
     );
   }
   return items;
