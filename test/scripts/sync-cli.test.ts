@@ -9,10 +9,17 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
 import { erpNextSync, logReporter } from '../../service/src/erpnext/connector.js';
-import type { ImageRecord } from '../../service/src/schemas/records.js';
 import { checkConsistency } from '../../scripts/consistency.js';
-import { multipart, startTestApp, type TestApp } from '../support/app.js';
-import { seedCatalog, seedItem, type SeededItem } from '../support/erpnext-seed.js';
+import { multipart, type TestApp } from '../support/app.js';
+import {
+  catalogImages,
+  fileDownloads,
+  seedCatalog,
+  seedItem,
+  startWithErpNext,
+  SYNC_ZERO,
+  type SeededItem,
+} from '../support/erpnext-seed.js';
 import { FrappeDouble, type ApiUser } from '../support/frappe-double.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,17 +39,7 @@ afterEach(async () => {
 
 /** The API on a temp data directory, listening on loopback, with the ERPNext connector (no scheduled runs). */
 async function start() {
-  double = await FrappeDouble.start();
-  reader = double.addApiUser('sync@example.com', ['Item', 'File']);
-  t = await startTestApp({
-    env: {
-      ERPNEXT_URL: double.url,
-      ERPNEXT_API_KEY: reader.key,
-      ERPNEXT_API_SECRET: reader.secret,
-      ERPNEXT_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      ERPNEXT_SYNC_INTERVAL: '0',
-    },
-  });
+  ({ double, reader, t } = await startWithErpNext({ env: { ERPNEXT_WEBHOOK_SECRET: WEBHOOK_SECRET } }));
   await t.app.listen({ port: 0, host: '127.0.0.1' });
 }
 
@@ -93,19 +90,12 @@ const SUMMARY_KEYS = [
   'items_removed',
   'items_updated',
 ];
-const ZERO = { items_added: 0, items_updated: 0, items_removed: 0, images_added: 0, images_removed: 0, failed: 0 };
-const downloads = () => double.requests.filter((r) => /^\/(private\/)?files\//.test(r.path)).length;
+const downloads = () => fileDownloads(double);
 
-async function catalogImages(): Promise<Map<string, ImageRecord[]>> {
-  const byItem = new Map<string, ImageRecord[]>();
-  for await (const page of t.catalog.images()) {
-    for (const image of page) byItem.set(image.item_id, [...(byItem.get(image.item_id) ?? []), image]);
-  }
-  return byItem;
-}
+const catalogNow = () => catalogImages(t.catalog);
 
 async function expectMirrorsAndConsistent(seeded: SeededItem[]) {
-  const held = await catalogImages();
+  const held = await catalogNow();
   expect(held.size).toBe(seeded.length);
   for (const item of seeded) {
     const refs = (held.get(item.name) ?? []).map((image) => image.source_ref);
@@ -129,7 +119,7 @@ describe('npm run ops -- sync', () => {
     expect(first.code, first.stderr).toBe(0);
     const summary = summaryOf(first.stdout);
     expect(Object.keys(summary).sort()).toEqual(SUMMARY_KEYS);
-    expect(summary).toMatchObject({ ...ZERO, items_added: 200, images_added: 500 });
+    expect(summary).toMatchObject({ ...SYNC_ZERO, items_added: 200, images_added: 500 });
     expect(first.stderr).toMatch(/ERPNext sync \(127\.0\.0\.1:\d+\): full run/);
     expect(first.stderr).toMatch(/^items: \d+\/200 \(\d+%\)/m); // plain progress lines off a terminal
     expect(first.stderr).not.toContain(reader.secret);
@@ -143,7 +133,7 @@ describe('npm run ops -- sync', () => {
     const downloaded = downloads();
     const second = await ops(['sync']).done;
     expect(second.code, second.stderr).toBe(0);
-    expect(summaryOf(second.stdout)).toMatchObject(ZERO);
+    expect(summaryOf(second.stdout)).toMatchObject(SYNC_ZERO);
     expect(downloads()).toBe(downloaded); // nothing downloaded, so nothing embedded
     expect(second.stderr).toMatch(/Items changed since \d{4}-\d{2}-\d{2} /);
 
@@ -183,7 +173,7 @@ describe('npm run ops -- sync', () => {
     });
     const killed = await run.done;
     expect(killed.signal).toBe('SIGKILL');
-    const before = [...(await catalogImages()).values()].reduce((sum, images) => sum + images.length, 0);
+    const before = [...(await catalogNow()).values()].reduce((sum, images) => sum + images.length, 0);
     expect(before).toBeGreaterThan(0);
     expect(before).toBeLessThan(total);
 
@@ -193,7 +183,7 @@ describe('npm run ops -- sync', () => {
     expect(summary.failed).toBe(0);
     expect(Number(summary.images_added) + before).toBe(total);
     await expectMirrorsAndConsistent(seeded);
-    expect(summaryOf((await ops(['sync']).done).stdout)).toMatchObject(ZERO);
+    expect(summaryOf((await ops(['sync']).done).stdout)).toMatchObject(SYNC_ZERO);
   });
 
   it('refuses a second sync while one runs, and stops cleanly on SIGTERM', async () => {
@@ -227,7 +217,7 @@ describe('npm run ops -- sync', () => {
     );
     const resumed = await ops(['sync']).done;
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect((await catalogImages()).size).toBe(6);
+    expect((await catalogNow()).size).toBe(6);
   });
 
   it('--dry-run prints what would change and changes nothing; without ERPNEXT_URL it says what to set', async () => {
@@ -237,9 +227,9 @@ describe('npm run ops -- sync', () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stderr).toContain('dry run: nothing is changed');
     expect(dry.stderr.match(/^would add item "ITEM-000\d" with \d image\(s\)$/gm)).toHaveLength(4);
-    expect(summaryOf(dry.stdout)).toMatchObject({ ...ZERO, items_added: 4, images_added: 10 });
+    expect(summaryOf(dry.stdout)).toMatchObject({ ...SYNC_ZERO, items_added: 4, images_added: 10 });
     expect(downloads()).toBe(0);
-    expect((await catalogImages()).size).toBe(0);
+    expect((await catalogNow()).size).toBe(0);
 
     const unset = await ops(['sync'], { ERPNEXT_URL: '', ERPNEXT_API_KEY: '', ERPNEXT_API_SECRET: '' }).done;
     expect(unset.code).toBe(1);

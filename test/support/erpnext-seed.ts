@@ -1,7 +1,11 @@
 // An ERPNext catalog in the Frappe double, built the way ERPNext users build one: Items whose Attach Image field
 // holds an upload (Frappe attaches it to the Item), plus further image attachments, some of them private.
 // Every picture differs (its own seed), so each stored image can be told from the others.
-import type { FrappeDouble } from './frappe-double.js';
+import type { Catalog } from '../../service/src/catalog/catalog.js';
+import type { ErpNextOverrides } from '../../service/src/erpnext/connector.js';
+import type { ImageRecord } from '../../service/src/schemas/records.js';
+import { startTestApp } from './app.js';
+import { FrappeDouble } from './frappe-double.js';
 import { jpeg } from './images.js';
 
 export interface SeededItem {
@@ -69,4 +73,44 @@ export async function seedCatalog(
     );
   }
   return items;
+}
+
+/** The API on a temp data directory with the ERPNext connector on a fresh Frappe double (no scheduled runs). */
+export async function startWithErpNext(options: { env?: Record<string, string>; erpnext?: ErpNextOverrides } = {}) {
+  const double = await FrappeDouble.start();
+  const reader = double.addApiUser('sync@example.com', ['Item', 'File']);
+  const t = await startTestApp({
+    env: {
+      ERPNEXT_URL: double.url,
+      ERPNEXT_API_KEY: reader.key,
+      ERPNEXT_API_SECRET: reader.secret,
+      ERPNEXT_SYNC_INTERVAL: '0',
+      ...options.env,
+    },
+    erpnext: options.erpnext,
+  });
+  return { double, reader, t };
+}
+
+/** A sync summary that changed nothing (duration_s aside). */
+export const SYNC_ZERO = {
+  items_added: 0,
+  items_updated: 0,
+  items_removed: 0,
+  images_added: 0,
+  images_removed: 0,
+  failed: 0,
+};
+
+/** File downloads the double has served (public and private). */
+export const fileDownloads = (double: FrappeDouble) =>
+  double.requests.filter((r) => /^\/(private\/)?files\//.test(r.path)).length;
+
+/** Every image in the catalog, by item. */
+export async function catalogImages(catalog: Catalog): Promise<Map<string, ImageRecord[]>> {
+  const byItem = new Map<string, ImageRecord[]>();
+  for await (const page of catalog.images()) {
+    for (const image of page) byItem.set(image.item_id, [...(byItem.get(image.item_id) ?? []), image]);
+  }
+  return byItem;
 }

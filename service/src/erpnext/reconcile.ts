@@ -123,16 +123,19 @@ export interface ApplyDeps {
   signal?: AbortSignal;
 }
 
+/** A change that changed nothing (each caller gets its own, to fill in). */
+export const noChange = (): ItemChange => ({
+  created: false,
+  updated: false,
+  removed: false,
+  imagesAdded: 0,
+  imagesRemoved: 0,
+  failures: [],
+});
+
 export async function applyPlan(plan: ItemPlan, deps: ApplyDeps): Promise<ItemChange> {
   const { catalog, signal } = deps;
-  const change: ItemChange = {
-    created: false,
-    updated: false,
-    removed: false,
-    imagesAdded: 0,
-    imagesRemoved: 0,
-    failures: [],
-  };
+  const change = noChange();
   const { itemId, wanted } = plan;
   if (plan.deleteItem || !wanted) {
     if (!plan.deleteItem) return change;

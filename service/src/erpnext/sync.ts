@@ -31,6 +31,7 @@ import {
   describePlan,
   hasWork,
   itemFieldsOf,
+  noChange,
   planItem,
   refKey,
   type ItemChange,
@@ -94,15 +95,6 @@ const MASS_REMOVAL_SHARE = 0.5;
 const MASS_REMOVAL_MIN = 10;
 /** A reconcile downloads and embeds a few images; another process waits this long for the same item. */
 const RECONCILE_WAIT_MS = 10 * 60 * 1000;
-
-const NO_CHANGE: ItemChange = {
-  created: false,
-  updated: false,
-  removed: false,
-  imagesAdded: 0,
-  imagesRemoved: 0,
-  failures: [],
-};
 
 export class ErpNextSync {
   private readonly lock: NamedProcessLock;
@@ -309,13 +301,13 @@ export class ErpNextSync {
     if (options.dryRun) {
       const images = await current();
       const plan = planItem(itemId, wanted, images);
-      if (!hasWork(plan)) return NO_CHANGE;
+      if (!hasWork(plan)) return noChange();
       reporter.info(`would ${describePlan(plan)}`);
       return predicted(plan, images.length);
     }
     return this.itemLocks.run(itemId, async () => {
       const plan = planItem(itemId, wanted, await current());
-      if (!hasWork(plan)) return NO_CHANGE;
+      if (!hasWork(plan)) return noChange();
       const change = await applyPlan(plan, {
         catalog,
         download: (url, abort) => client.fetchFile(url, { signal: abort }),

@@ -4,19 +4,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SyncScheduler } from '../../../service/src/erpnext/scheduler.js';
 import { SyncBusyError, type SyncSummary } from '../../../service/src/erpnext/sync.js';
-import { startTestApp, type TestApp } from '../../support/app.js';
-import { seedCatalog, seedItem } from '../../support/erpnext-seed.js';
-import { FrappeDouble } from '../../support/frappe-double.js';
+import type { TestApp } from '../../support/app.js';
+import { seedCatalog, seedItem, startWithErpNext, SYNC_ZERO } from '../../support/erpnext-seed.js';
+import type { FrappeDouble } from '../../support/frappe-double.js';
 
-const SUMMARY: SyncSummary = {
-  items_added: 0,
-  items_updated: 0,
-  items_removed: 0,
-  images_added: 0,
-  images_removed: 0,
-  failed: 0,
-  duration_s: 0,
-};
+const SUMMARY: SyncSummary = { ...SYNC_ZERO, duration_s: 0 };
 
 describe('SyncScheduler', () => {
   it('runs after the first delay and then every interval, skipping busy ticks and logging failures', async () => {
@@ -79,18 +71,11 @@ describe('ERPNEXT_SYNC_INTERVAL in the API', () => {
   });
 
   it('syncs once the server listens, again every interval, and not after close', async () => {
-    double = await FrappeDouble.start();
-    const reader = double.addApiUser('sync@example.com', ['Item', 'File']);
-    await seedCatalog(double, 5);
-    t = await startTestApp({
-      env: {
-        ERPNEXT_URL: double.url,
-        ERPNEXT_API_KEY: reader.key,
-        ERPNEXT_API_SECRET: reader.secret,
-        ERPNEXT_SYNC_INTERVAL: '1s',
-      },
+    ({ double, t } = await startWithErpNext({
+      env: { ERPNEXT_SYNC_INTERVAL: '1s' },
       erpnext: { firstSyncDelayMs: 0 },
-    });
+    }));
+    await seedCatalog(double, 5);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(double.requests).toEqual([]); // not listening yet: no sync
     await t.app.listen({ port: 0, host: '127.0.0.1' });

@@ -9,8 +9,17 @@ import { SyncBusyError, type ErpNextSync, type SyncReporter } from '../../../ser
 import { ImageFiles } from '../../../service/src/catalog/image-files.js';
 import type { ImageRecord } from '../../../service/src/schemas/records.js';
 import { checkConsistency } from '../../../scripts/consistency.js';
-import { multipart, startTestApp, type TestApp } from '../../support/app.js';
-import { freshPicture, seedCatalog, seedItem, type SeededItem } from '../../support/erpnext-seed.js';
+import { multipart, type TestApp } from '../../support/app.js';
+import {
+  catalogImages,
+  fileDownloads,
+  freshPicture,
+  seedCatalog,
+  seedItem,
+  startWithErpNext,
+  SYNC_ZERO,
+  type SeededItem,
+} from '../../support/erpnext-seed.js';
 import { FrappeDouble, type ApiUser } from '../../support/frappe-double.js';
 import { truncatedJpeg } from '../../support/images.js';
 
@@ -30,17 +39,7 @@ const silentReporter = { ...reporter, summary: () => {} };
 const warnings = () => lines.filter((line) => line.level === 'warn').map((line) => line.message);
 
 async function start(env: Record<string, string> = {}) {
-  double = await FrappeDouble.start();
-  reader = double.addApiUser('sync@example.com', ['Item', 'File']);
-  t = await startTestApp({
-    env: {
-      ERPNEXT_URL: double.url,
-      ERPNEXT_API_KEY: reader.key,
-      ERPNEXT_API_SECRET: reader.secret,
-      ERPNEXT_SYNC_INTERVAL: '0',
-      ...env,
-    },
-  });
+  ({ double, reader, t } = await startWithErpNext({ env }));
   sync = erpNextSync(t.config, t.catalog, reporter, {
     client: { retry: { retries: 3, minDelayMs: 1, maxDelayMs: 5 } },
   });
@@ -61,20 +60,12 @@ afterEach(async () => {
 });
 
 const run = (options: Partial<Parameters<ErpNextSync['run']>[0]> = {}) => sync.run({ reporter, ...options });
-const ZERO = { items_added: 0, items_updated: 0, items_removed: 0, images_added: 0, images_removed: 0, failed: 0 };
-const downloads = () => double.requests.filter((r) => /^\/(private\/)?files\//.test(r.path)).length;
+const downloads = () => fileDownloads(double);
 
-/** Every image in the catalog, by item. */
-async function catalogImages(): Promise<Map<string, ImageRecord[]>> {
-  const byItem = new Map<string, ImageRecord[]>();
-  for await (const page of t.catalog.images()) {
-    for (const image of page) byItem.set(image.item_id, [...(byItem.get(image.item_id) ?? []), image]);
-  }
-  return byItem;
-}
+const catalogNow = () => catalogImages(t.catalog);
 
 async function expectMirrors(seeded: SeededItem[]) {
-  const held = await catalogImages();
+  const held = await catalogNow();
   expect([...held.keys()].sort()).toEqual(seeded.map((item) => item.name).sort());
   for (const item of seeded) {
     const images = held.get(item.name)!;
@@ -104,7 +95,7 @@ describe('a 200-item catalog', () => {
     expect(images).toBe(500);
 
     const first = await run();
-    expect(first).toMatchObject({ ...ZERO, items_added: 200, images_added: 500 });
+    expect(first).toMatchObject({ ...SYNC_ZERO, items_added: 200, images_added: 500 });
     expect(embeds).toHaveBeenCalledTimes(500);
     await expectMirrors(seeded);
     const sample = (await t.catalog.item('ITEM-0007'))[0];
@@ -129,13 +120,13 @@ describe('a 200-item catalog', () => {
 
     // Nothing changed in ERPNext: nothing is embedded, downloaded or written.
     embeds.mockClear();
-    const before = JSON.stringify([...(await catalogImages())]);
+    const before = JSON.stringify([...(await catalogNow())]);
     const downloaded = downloads();
     const second = await run();
-    expect(second).toMatchObject(ZERO);
+    expect(second).toMatchObject(SYNC_ZERO);
     expect(embeds).not.toHaveBeenCalled();
     expect(downloads()).toBe(downloaded);
-    expect(JSON.stringify([...(await catalogImages())])).toBe(before);
+    expect(JSON.stringify([...(await catalogNow())])).toBe(before);
 
     // Every kind of change.
     double.updateItem('ITEM-0001', { item_name: 'Renamed' }); // display name: no re-embedding
@@ -195,7 +186,7 @@ describe('a 200-item catalog', () => {
 
     // And again: all quiet.
     embeds.mockClear();
-    expect(await run()).toMatchObject(ZERO);
+    expect(await run()).toMatchObject(SYNC_ZERO);
     expect(embeds).not.toHaveBeenCalled();
     expect(warnings()).toEqual([]);
   });
@@ -235,7 +226,7 @@ describe('failures', () => {
     // Next run: only BROKEN is tried again (its four failing files), nothing else downloaded.
     const downloaded = downloads();
     lines = [];
-    expect(await run()).toMatchObject({ ...ZERO, failed: 4 });
+    expect(await run()).toMatchObject({ ...SYNC_ZERO, failed: 4 });
     expect(downloads() - downloaded).toBe(4);
 
     // Fixed in ERPNext: the image arrives, and the item leaves the retry list.
@@ -245,8 +236,8 @@ describe('failures', () => {
     double.deleteFile(String(double.files().find((f) => f.file_name === 'cut.jpg')!.name));
     double.deleteFile(String(missing.name));
     double.addFile({ attachedTo: 'BROKEN', fileName: 'text.jpg', content: await freshPicture() });
-    expect(await run()).toMatchObject({ ...ZERO, items_updated: 1, images_added: 1 });
-    expect(await run()).toMatchObject(ZERO);
+    expect(await run()).toMatchObject({ ...SYNC_ZERO, items_updated: 1, images_added: 1 });
+    expect(await run()).toMatchObject(SYNC_ZERO);
   });
 
   it('retries 429, 5xx, resets and timeouts, and still brings everything in', async () => {
@@ -270,7 +261,7 @@ describe('failures', () => {
     } finally {
       wrong.close();
     }
-    expect(await catalogImages()).toEqual(new Map());
+    expect(await catalogNow()).toEqual(new Map());
   });
 });
 
@@ -284,7 +275,7 @@ describe('interruption', () => {
       if (/^\/(private\/)?files\//.test(path) && ++files === 30) controller.abort(new Error('stop'));
     });
     await expect(run({ signal: controller.signal })).rejects.toThrow('stop');
-    const partial = await catalogImages();
+    const partial = await catalogNow();
     expect(partial.size).toBeGreaterThan(0);
     expect(partial.size).toBeLessThan(40);
     const state = await readSyncState(
@@ -305,7 +296,7 @@ describe('interruption', () => {
     expect(second.images_added + held).toBe(100); // nothing stored twice, nothing lost
     await expectMirrors(seeded);
     await expectConsistent();
-    expect(await run()).toMatchObject(ZERO);
+    expect(await run()).toMatchObject(SYNC_ZERO);
   });
 });
 
@@ -328,7 +319,7 @@ describe('one sync at a time', () => {
     } finally {
       slow.close();
     }
-    expect(await run()).toMatchObject(ZERO);
+    expect(await run()).toMatchObject(SYNC_ZERO);
   });
 });
 
@@ -337,9 +328,9 @@ describe('dry run', () => {
     await start();
     await seedCatalog(double, 5);
     const summary = await run({ dryRun: true });
-    expect(summary).toMatchObject({ ...ZERO, items_added: 5, images_added: 1 + 2 + 3 + 4 + 1 });
+    expect(summary).toMatchObject({ ...SYNC_ZERO, items_added: 5, images_added: 1 + 2 + 3 + 4 + 1 });
     expect(lines.filter((l) => l.message.startsWith('would ')).length).toBe(5);
-    expect(await catalogImages()).toEqual(new Map());
+    expect(await catalogNow()).toEqual(new Map());
     expect(downloads()).toBe(0);
     expect(embeds).not.toHaveBeenCalled();
   });
@@ -352,7 +343,7 @@ describe('scope', () => {
     expect(await run()).toMatchObject({ items_added: 4 });
     await expectMirrors(seeded.filter((_, index) => index % 4 < 2));
     double.updateItem('ITEM-0001', { item_group: 'Tools' });
-    expect(await run()).toMatchObject({ ...ZERO, items_removed: 1, images_removed: 1 });
+    expect(await run()).toMatchObject({ ...SYNC_ZERO, items_removed: 1, images_removed: 1 });
   });
 
   it('does not empty the catalog when ERPNext suddenly lists almost nothing', async () => {
@@ -365,8 +356,8 @@ describe('scope', () => {
     expect(warnings().join('\n')).toMatch(
       /25 of the 30 items here are not among ERPNext's Items.*--allow-mass-removal/,
     );
-    expect((await catalogImages()).size).toBe(30);
+    expect((await catalogNow()).size).toBe(30);
     expect(await run({ allowMassRemoval: true })).toMatchObject({ items_removed: 25 });
-    expect((await catalogImages()).size).toBe(5);
+    expect((await catalogNow()).size).toBe(5);
   });
 });

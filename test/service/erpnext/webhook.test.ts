@@ -7,31 +7,21 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Embedder } from '../../../service/src/embedding/embedder.js';
 import { signFrappeWebhook } from '../../../service/src/erpnext/signature.js';
 import { ItemQueue, itemNameOf } from '../../../service/src/erpnext/webhook.js';
-import { startTestApp, type TestApp } from '../../support/app.js';
-import { seedItem } from '../../support/erpnext-seed.js';
-import { FrappeDouble, type ApiUser, type WebhookRequest } from '../../support/frappe-double.js';
+import type { TestApp } from '../../support/app.js';
+import { seedItem, startWithErpNext } from '../../support/erpnext-seed.js';
+import { FrappeDouble, type WebhookRequest } from '../../support/frappe-double.js';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
 
 let double: FrappeDouble;
-let reader: ApiUser;
 let t: TestApp;
 let url: string;
 
 async function start(env: Record<string, string> = {}) {
-  double = await FrappeDouble.start();
-  reader = double.addApiUser('sync@example.com', ['Item', 'File']);
-  t = await startTestApp({
-    env: {
-      ERPNEXT_URL: double.url,
-      ERPNEXT_API_KEY: reader.key,
-      ERPNEXT_API_SECRET: reader.secret,
-      ERPNEXT_WEBHOOK_SECRET: SECRET,
-      ERPNEXT_SYNC_INTERVAL: '0',
-      ...env,
-    },
+  ({ double, t } = await startWithErpNext({
+    env: { ERPNEXT_WEBHOOK_SECRET: SECRET, ...env },
     erpnext: { client: { retry: { retries: 2, minDelayMs: 1, maxDelayMs: 5 } } },
-  });
+  }));
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}/webhooks/erpnext`;
 }
