@@ -231,11 +231,14 @@ describe('npm run ops -- sync', () => {
     expect(downloads()).toBe(0);
     expect((await catalogNow()).size).toBe(0);
 
-    const unset = await ops(['sync'], { ERPNEXT_URL: '', ERPNEXT_API_KEY: '', ERPNEXT_API_SECRET: '' }).done;
-    expect(unset.code).toBe(1);
-    expect(unset.stderr.trim()).toBe(
-      'ops sync failed: ERPNEXT_URL is not set: set it with ERPNEXT_API_KEY and ERPNEXT_API_SECRET (see the ' +
-        'README, section ERPNext)',
-    );
+    // Unset, or ERPNEXT_URL alone (which only links the staff page to ERPNext): it says what to set.
+    for (const url of ['', double.url]) {
+      const unset = await ops(['sync'], { ERPNEXT_URL: url, ERPNEXT_API_KEY: '', ERPNEXT_API_SECRET: '' }).done;
+      expect(unset.code).toBe(1);
+      expect(unset.stderr.trim()).toBe(
+        'ops sync failed: the ERPNext sync is not configured: set ERPNEXT_URL, ERPNEXT_API_KEY and ' +
+          'ERPNEXT_API_SECRET (see the README, section ERPNext)',
+      );
+    }
   });
 });

@@ -150,8 +150,13 @@ describe('ERPNext settings', () => {
         return (error as Error).message;
       }
     };
-    expect(problems({ ERPNEXT_URL: 'https://erp.example.com' })).toMatch(
-      /ERPNEXT_URL is set, so ERPNEXT_API_KEY and ERPNEXT_API_SECRET .* must be set too/,
+    // ERPNEXT_URL alone is fine: the staff page links to ERPNext, and no sync runs.
+    expect(problems({ ERPNEXT_URL: 'https://erp.example.com' })).toBe('');
+    expect(problems({ ERPNEXT_URL: 'https://erp.example.com', ERPNEXT_API_KEY: 'k' })).toMatch(
+      /The ERPNext sync needs both ERPNEXT_API_KEY and ERPNEXT_API_SECRET/,
+    );
+    expect(problems({ ERPNEXT_URL: 'https://erp.example.com', ERPNEXT_WEBHOOK_SECRET: 'x'.repeat(20) })).toMatch(
+      /ERPNEXT_WEBHOOK_SECRET and ERPNEXT_ITEM_FILTERS belong to the ERPNext sync/,
     );
     expect(problems({ ERPNEXT_API_KEY: 'k', ERPNEXT_WEBHOOK_SECRET: 'x'.repeat(20) })).toMatch(/need ERPNEXT_URL/);
     const all = problems({

@@ -175,6 +175,13 @@ describe('POST /webhooks/erpnext', () => {
     await start({ ERPNEXT_WEBHOOK_SECRET: '' });
     expect((await webhook('X')).status).toBe(404);
   });
+
+  it('does not exist with ERPNEXT_URL alone (the staff page links to ERPNext, nothing is synced)', async () => {
+    await start({ ERPNEXT_API_KEY: '', ERPNEXT_API_SECRET: '', ERPNEXT_WEBHOOK_SECRET: '' });
+    expect(t.config.erpnextUrl).toBe(double.url);
+    expect((await webhook('X')).status).toBe(404);
+    expect(double.requests).toEqual([]);
+  });
 });
 
 describe('itemNameOf', () => {
