@@ -17,25 +17,19 @@
 // - `new frappe.ui.Dialog({title, size})` with its `.body` element, `show()`, `hide()` and `on_hide`
 //   (ui/dialog.js).
 // Anything else the script touched would be undefined here and fail the test.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumFor, launchChromium } from '../../support/chromium.js';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as images from '../../support/images.js';
 import { multipart, startTestApp, type TestApp } from '../../support/app.js';
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (candidate): candidate is string => !!candidate && existsSync(candidate),
-);
-if (!CHROMIUM) {
-  console.log(
-    'SKIPPED find-by-photo browser tests: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH).',
-  );
-}
+const CAN_RUN = chromiumFor('find-by-photo browser tests');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SCRIPT = readFileSync(path.join(root, 'service/erpnext-client/find-by-photo.js'), 'utf8');
@@ -215,7 +209,7 @@ interface StandIn {
   items(doctype: string): Array<{ name: string; item_code?: string }>;
 }
 
-describe.skipIf(!CHROMIUM)('Find by photo (ERPNext Client Script) in Chromium', () => {
+describe.skipIf(!CAN_RUN)('Find by photo (ERPNext Client Script) in Chromium', () => {
   let t: TestApp;
   let api: string;
   let desk: Server;
@@ -280,19 +274,7 @@ describe.skipIf(!CHROMIUM)('Find by photo (ERPNext Client Script) in Chromium', 
       .jpeg()
       .toBuffer();
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -471,6 +453,15 @@ describe.skipIf(!CHROMIUM)('Find by photo (ERPNext Client Script) in Chromium', 
     expect(await dialog.locator('.find-by-photo-status').textContent()).toBe(verdicts[answer.match]);
   });
 
+  /** Opens the Item list's dialog and picks a photo, without waiting for an answer (none may come). */
+  async function photoFromItemList(page: Page, bytes: Buffer): Promise<void> {
+    await page.evaluate(() => window.standIn.openList('Item'));
+    await page.locator('[data-list=Item] button', { hasText: 'Find by photo' }).click();
+    await page
+      .locator('input[type=file]:not([capture])')
+      .setInputFiles({ name: 'photo.jpg', mimeType: 'image/jpeg', buffer: bytes });
+  }
+
   it('says what is wrong: a wrong key, an origin not in CORS_ORIGINS, a service that is down', async () => {
     const wrongKey = await openDesk(deskUrl, configured(api, 'not-the-key'), [/401/]);
     await wrongKey.evaluate(() => window.standIn.openList('Item'));
@@ -484,13 +475,7 @@ describe.skipIf(!CHROMIUM)('Find by photo (ERPNext Client Script) in Chromium', 
     const elsewhere = await openDesk(deskUrl.replace('127.0.0.1', 'localhost'), configured(api, READ_KEY), [
       /CORS|Failed to fetch|net::ERR_FAILED/,
     ]);
-    await elsewhere.evaluate(() => window.standIn.openList('Item'));
-    await elsewhere.locator('[data-list=Item] button', { hasText: 'Find by photo' }).click();
-    await elsewhere.locator('input[type=file]:not([capture])').setInputFiles({
-      name: 'photo.jpg',
-      mimeType: 'image/jpeg',
-      buffer: photos.apple,
-    });
+    await photoFromItemList(elsewhere, photos.apple);
     await expect
       .poll(() => elsewhere.locator('.find-by-photo-status').textContent())
       .toContain('cannot be reached (is it up, and is this site');
@@ -502,13 +487,7 @@ describe.skipIf(!CHROMIUM)('Find by photo (ERPNext Client Script) in Chromium', 
     const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((resolve) => closed.close(resolve));
     const down = await openDesk(deskUrl, configured(deadUrl, READ_KEY), [/ERR_CONNECTION_REFUSED/]);
-    await down.evaluate(() => window.standIn.openList('Item'));
-    await down.locator('[data-list=Item] button', { hasText: 'Find by photo' }).click();
-    await down.locator('input[type=file]:not([capture])').setInputFiles({
-      name: 'photo.jpg',
-      mimeType: 'image/jpeg',
-      buffer: photos.apple,
-    });
+    await photoFromItemList(down, photos.apple);
     await expect
       .poll(() => down.locator('.find-by-photo-status').textContent())
       .toBe(
