@@ -12,6 +12,8 @@ import { ImageFiles } from '../service/src/catalog/image-files.js';
 import { catalogDuplicates, type DuplicatePair } from '../service/src/catalog/duplicates.js';
 import { ConfigError, loadConfig, type Config } from '../service/src/config.js';
 import { ModelError } from '../service/src/embedding/model.js';
+import { ErpNextError } from '../service/src/erpnext/errors.js';
+import { SyncBusyError } from '../service/src/erpnext/sync.js';
 import { ModelRegistry } from '../service/src/embedding/registry.js';
 import { openStore, storeBackup } from '../service/src/store/open-store.js';
 import {
@@ -37,6 +39,7 @@ import {
 import { checkConsistency, describeConsistency, removeOrphans, repairInterrupted } from './consistency.js';
 import { ebsSnapshot } from './ebs-snapshot.js';
 import { detectEc2 } from './ec2-metadata.js';
+import { runErpNextSync } from './erpnext-sync.js';
 import { dropOld, migrate, rollback, type MigrateDeps } from './migrate.js';
 import { acquireOpsLock } from './ops-lock.js';
 import { runRestore } from './restore.js';
@@ -448,6 +451,35 @@ const migrateCommand: Command = {
   },
 };
 
+const sync: Command = {
+  exclusive: false, // its own lock: one sync at a time, beside the API and the other commands
+  interruptible: true,
+  spec: {
+    name: 'sync',
+    summary:
+      'Bring the catalog in line with ERPNext (ERPNEXT_URL): new and changed Items and their images in, ' +
+      'removed ones out.',
+    options: {
+      'dry-run': { type: 'boolean', description: 'Print what would change; download and change nothing.' },
+      full: { type: 'boolean', description: 'Re-read every Item, not only those changed since the last run.' },
+      'allow-mass-removal': {
+        type: 'boolean',
+        description: 'Remove the items ERPNext does not list even when they are most of the catalog.',
+      },
+    },
+    details:
+      'Safe while the API runs (its own scheduled sync waits for this one). An image that fails is reported with ' +
+      'its Item and skipped. Interrupted (Ctrl-C, kill): run it again, it continues.',
+  },
+  run: (options, { config, reporter, signal }) =>
+    runErpNextSync(config, reporter, {
+      dryRun: options['dry-run'] === true,
+      full: options.full === true,
+      allowMassRemoval: options['allow-mass-removal'] === true,
+      signal,
+    }),
+};
+
 const COMMANDS: Record<string, Command> = {
   backup,
   restore,
@@ -455,6 +487,7 @@ const COMMANDS: Record<string, Command> = {
   duplicates,
   migrate: migrateCommand,
   'ebs-snapshot': ebs,
+  sync,
 };
 
 function overview(): string {
@@ -475,6 +508,8 @@ const EXPECTED = [
   StoreBackupError,
   StoreFullError,
   SchemaError,
+  SyncBusyError,
+  ErpNextError,
 ];
 
 async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {

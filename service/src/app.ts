@@ -1,25 +1,29 @@
 // buildApp(deps) → a Fastify instance with every plugin and route, not listening: the process entry
 // (server.ts) listens, tests use inject(). Plugins are registered explicitly, in this order: errors first
 // (so every later failure has the JSON shape), then security headers, CORS, access control, multipart
-// parsing, the OpenAPI document, and the routes (the staff page last).
+// parsing, the OpenAPI document, and the routes (the staff page last). With ERPNEXT_URL set it also builds the
+// ERPNext connector: the webhook route (with ERPNEXT_WEBHOOK_SECRET) and the scheduled sync, started once the
+// server listens and stopped first when it closes.
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Catalog } from './catalog/catalog.js';
 import type { Config } from './config.js';
+import { openErpNext, type ErpNextOverrides } from './erpnext/connector.js';
 import { accessControl, API_KEY_HEADER } from './http/access.js';
 import { clientErrorHandler, errorHandling, frameworkErrors } from './http/errors.js';
 import { ByteBudget, ImageIntake, MULTIPART_LIMITS } from './http/intake.js';
 import { openApi } from './http/openapi.js';
 import type { UrlFetchPolicy } from './images/fetch-url.js';
-import type { Logger } from './log.js';
+import { componentLog, type Logger } from './log.js';
 import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
 import { imageRoutes } from './routes/images.js';
 import { itemRoutes } from './routes/items.js';
 import { findWebDir, pageRoutes } from './routes/page.js';
 import { searchRoutes } from './routes/search.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { VERSION } from './version.js';
 
 export interface AppDeps {
@@ -29,6 +33,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Overrides for URL fetching (tests inject a DNS stub here). */
   urlPolicy?: Partial<UrlFetchPolicy>;
+  /** Overrides for the ERPNext connector (tests: fast retries, the scheduler's first run). */
+  erpnext?: ErpNextOverrides;
 }
 
 /** JSON bodies (PATCH) are small; anything larger is refused before it is read. */
@@ -44,6 +50,8 @@ export function urlPolicyFrom(config: Config): UrlFetchPolicy {
     maxRedirects: config.urlMaxRedirects,
   };
 }
+
+const silent = { info: () => {}, warn: () => {} };
 
 /** The HTTP component's logger, typed as Fastify's base logger (pino's own type is wider). */
 const httpLogger = (logger: Logger): FastifyBaseLogger => logger.child({ component: 'http' });
@@ -98,6 +106,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(searchRoutes, { catalog, intake, maxTopK: config.maxTopK, minConfidence: config.minConfidence });
   await app.register(embedRoutes, { catalog, intake });
   await app.register(imageRoutes, { catalog });
+  const erpnext = openErpNext(config, catalog, componentLog(deps.logger ?? silent, 'erpnext'), deps.erpnext);
+  if (erpnext) {
+    if (erpnext.webhooks) await app.register(webhookRoutes, erpnext.webhooks);
+    app.addHook('onListen', async () => erpnext.scheduler?.start());
+    // preClose: before the store and the models close (their onClose hooks), background work stops.
+    app.addHook('preClose', async () => erpnext.close());
+  }
   await app.register(pageRoutes, { webDir: findWebDir(), erpnextUrl: config.erpnextUrl });
   if (!config.apiKey && !config.readKey) {
     app.log.warn(

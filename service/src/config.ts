@@ -1,6 +1,7 @@
 // The only reader of process.env. Every variable is declared once in VARIABLES (name, default, parser,
 // description); the README's table is checked against this list by a test.
 import path from 'node:path';
+import { parseFrappeFilters, type FrappeCondition } from './erpnext/filters.js';
 import { parseAllowList } from './images/address-policy.js';
 
 export class ConfigError extends Error {
@@ -132,6 +133,32 @@ const volumeId: Parser<string> = (raw, name) => {
   return raw;
 };
 
+/** ERPNEXT_URL: a site's origin only (the connector adds the paths). */
+const siteOrigin: Parser<string> = (raw, name) => {
+  const url = new URL(httpUrl(raw, name));
+  if (url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    throw new ConfigError(`${name} must be the site's origin only, such as ${url.origin} (no path, query or user).`);
+  }
+  return url.origin;
+};
+
+const frappeFilters: Parser<FrappeCondition[]> = (raw, name) => {
+  try {
+    return parseFrappeFilters(raw, name);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+};
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000 };
+/** 15m, 1h, 30s or 0 (off), as the CDK setting erpnextSyncInterval; in milliseconds. */
+const interval: Parser<number> = (raw, name) => {
+  const match = /^(?:0|([1-9]\d{0,5})([smh]))$/.exec(raw.trim());
+  if (!match)
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an interval such as 15m, 1h or 30s (0 = off).`);
+  return match[1] ? Number(match[1]) * UNIT_MS[match[2]] : 0;
+};
+
 const MiB = 1024 * 1024;
 
 export const VARIABLES = {
@@ -168,11 +195,6 @@ export const VARIABLES = {
     default: '',
     parse: originList,
     doc: 'Comma-separated origins allowed to call the API from a browser (CORS), e.g. https://erp.example.com.',
-  },
-  erpnextUrl: {
-    env: 'ERPNEXT_URL',
-    parse: httpUrl,
-    doc: 'Address of ERPNext, e.g. https://erp.example.com; the staff page links each item to its ERPNext page.',
   },
   requestTimeoutMs: {
     env: 'REQUEST_TIMEOUT_MS',
@@ -349,6 +371,40 @@ export const VARIABLES = {
       'Snapshots made by `ops ebs-snapshot` kept per volume; older ones it made are deleted (daily DLM ' +
       'snapshots are not touched).',
   },
+  erpnextUrl: {
+    env: 'ERPNEXT_URL',
+    parse: siteOrigin,
+    doc:
+      'ERPNext site (origin), e.g. https://erp.example.com: the staff page links items to it, and with ' +
+      'ERPNEXT_API_KEY and ERPNEXT_API_SECRET its Items and their images are synced. Its host may be private; ' +
+      'the API key goes to this origin only.',
+  },
+  erpnextApiKey: {
+    env: 'ERPNEXT_API_KEY',
+    parse: text,
+    doc: 'API key of an ERPNext user who may read Item and File (sent as `Authorization: token KEY:SECRET`).',
+  },
+  erpnextApiSecret: { env: 'ERPNEXT_API_SECRET', parse: text, doc: "That user's API secret." },
+  erpnextItemFilters: {
+    env: 'ERPNEXT_ITEM_FILTERS',
+    parse: frappeFilters,
+    doc:
+      'Which Items are synced, as Frappe filters in JSON, e.g. [["item_group","in",["Products","Spares"]]]. ' +
+      'Unset: all Items. An Item that stops matching is removed here.',
+  },
+  erpnextWebhookSecret: {
+    env: 'ERPNEXT_WEBHOOK_SECRET',
+    parse: text,
+    doc:
+      "The Webhook Secret of ERPNext's Webhook to POST /webhooks/erpnext (at least 16 characters); unset: no " +
+      'webhook route.',
+  },
+  erpnextSyncInterval: {
+    env: 'ERPNEXT_SYNC_INTERVAL',
+    default: '15m',
+    parse: interval,
+    doc: 'How often the API reconciles the catalog with ERPNext (e.g. 15m, 1h, 30s; 0 = only webhooks and `ops sync`).',
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 type Vars = typeof VARIABLES;
@@ -368,6 +424,32 @@ export type Config = {
   host: string;
 };
 
+/**
+ * The ERPNext settings belong together: ERPNEXT_URL alone only links the staff page to ERPNext; the sync needs it
+ * with the key pair, and the webhook and the filters need the sync.
+ */
+function erpnextProblems(values: Record<string, unknown>): string[] {
+  const { erpnextUrl, erpnextApiKey: key, erpnextApiSecret: secret, erpnextWebhookSecret: webhook } = values;
+  const problems: string[] = [];
+  const keys = 'ERPNEXT_API_KEY and ERPNEXT_API_SECRET (ERPNext: User → Settings → API Access → Generate Keys)';
+  if (erpnextUrl && !key !== !secret) problems.push(`The ERPNext sync needs both ${keys}.`);
+  if (erpnextUrl && !key && !secret && (webhook || values.erpnextItemFilters)) {
+    problems.push(`ERPNEXT_WEBHOOK_SECRET and ERPNEXT_ITEM_FILTERS belong to the ERPNext sync: set ${keys} too.`);
+  }
+  if (!erpnextUrl && (key || secret || webhook || values.erpnextItemFilters)) {
+    problems.push(
+      'ERPNEXT_API_KEY, ERPNEXT_API_SECRET, ERPNEXT_WEBHOOK_SECRET and ERPNEXT_ITEM_FILTERS need ERPNEXT_URL.',
+    );
+  }
+  if ((typeof key === 'string' && /[:\s]/.test(key)) || (typeof secret === 'string' && /\s/.test(secret))) {
+    problems.push('ERPNEXT_API_KEY must not contain a colon or spaces, nor ERPNEXT_API_SECRET spaces.');
+  }
+  if (typeof webhook === 'string' && webhook.length < 16) {
+    problems.push('ERPNEXT_WEBHOOK_SECRET must have at least 16 characters; generate one with openssl rand -hex 32.');
+  }
+  return problems;
+}
+
 /** Reads the environment once. Collects every problem and throws them together, one line each. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const values: Record<string, unknown> = {};
@@ -386,6 +468,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof uploadBudgetBytes === 'number' && typeof maxImageBytes === 'number' && uploadBudgetBytes < maxImageBytes) {
     problems.push(`UPLOAD_BUDGET_BYTES (${uploadBudgetBytes}) must be at least MAX_IMAGE_BYTES (${maxImageBytes}).`);
   }
+  problems.push(...erpnextProblems(values));
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n- ${problems.join('\n- ')}`);
   }

@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   invalid_url: [400, '`image_url` is not an absolute http(s) URL without credentials.'],
   url_refused: [400, '`image_url` points at an address the SSRF rules refuse.'],
   unauthorized: [401, 'The API key is missing or wrong.'],
+  invalid_signature: [401, 'The webhook signature (X-Frappe-Webhook-Signature) is missing or wrong.'],
   forbidden: [403, 'The key is valid but only for reading; this route changes data.'],
   not_found: [404, 'No such route.'],
   item_not_found: [404, 'No item with this id.'],

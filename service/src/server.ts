@@ -18,7 +18,15 @@ const EXPECTED = [ConfigError, ModelError, StartupError, StoreUnavailableError, 
 async function main(log: Logger): Promise<void> {
   const config = loadConfig();
   log.level = config.logLevel;
-  const secrets = [config.apiKey, config.readKey, config.qdrantApiKey, ...Object.values(config.urlHeaders)];
+  const secrets = [
+    config.apiKey,
+    config.readKey,
+    config.qdrantApiKey,
+    config.erpnextApiKey,
+    config.erpnextApiSecret,
+    config.erpnextWebhookSecret,
+    ...Object.values(config.urlHeaders),
+  ];
   const root = createLogger({ level: config.logLevel, secrets });
   await ensureDefaultModel(config.modelPath, { log: root.child({ component: 'model' }) });
   const service = await openService(config, root);

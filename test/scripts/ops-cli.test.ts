@@ -177,7 +177,8 @@ describe('npm run ops', () => {
     expect(unknown).toMatchObject({
       code: 2,
       stderr:
-        'ops: unknown command "frobnicate"; commands: backup, restore, check, duplicates, migrate, ebs-snapshot\n',
+        'ops: unknown command "frobnicate"; commands: backup, restore, check, duplicates, migrate, ebs-snapshot, ' +
+        'sync\n',
     });
     const help = await ops(['ebs-snapshot', '--help']);
     expect(help.code).toBe(0);

@@ -115,3 +115,62 @@ describe('IMAGE_URL_ALLOW', () => {
     expect(() => loadConfig({ IMAGE_URL_ALLOW: '*.internal' })).toThrow(/wildcards are not supported/);
   });
 });
+
+describe('ERPNext settings', () => {
+  const site = { ERPNEXT_URL: 'https://erp.example.com/', ERPNEXT_API_KEY: 'abc123', ERPNEXT_API_SECRET: 'def456' };
+
+  it('reads the site, the key pair, the filters, the webhook secret and the interval', () => {
+    const config = loadConfig({
+      ...site,
+      ERPNEXT_ITEM_FILTERS: '[["Item","disabled","=",0],["item_group","in",["Products"]]]',
+      ERPNEXT_WEBHOOK_SECRET: 'w'.repeat(32),
+      ERPNEXT_SYNC_INTERVAL: '1h',
+    });
+    expect(config).toMatchObject({
+      erpnextUrl: 'https://erp.example.com',
+      erpnextItemFilters: [
+        ['Item', 'disabled', '=', 0],
+        ['item_group', 'in', ['Products']],
+      ],
+      erpnextSyncInterval: 3_600_000,
+    });
+    expect(loadConfig(site).erpnextSyncInterval).toBe(15 * 60_000);
+    expect(loadConfig({ ...site, ERPNEXT_SYNC_INTERVAL: '0' }).erpnextSyncInterval).toBe(0);
+    expect(loadConfig({ ...site, ERPNEXT_SYNC_INTERVAL: '30s' }).erpnextSyncInterval).toBe(30_000);
+    expect(loadConfig({}).erpnextUrl).toBeUndefined();
+  });
+
+  it('reports settings that do not belong together, all at once', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return '';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+    };
+    // ERPNEXT_URL alone is fine: the staff page links to ERPNext, and no sync runs.
+    expect(problems({ ERPNEXT_URL: 'https://erp.example.com' })).toBe('');
+    expect(problems({ ERPNEXT_URL: 'https://erp.example.com', ERPNEXT_API_KEY: 'k' })).toMatch(
+      /The ERPNext sync needs both ERPNEXT_API_KEY and ERPNEXT_API_SECRET/,
+    );
+    expect(problems({ ERPNEXT_URL: 'https://erp.example.com', ERPNEXT_WEBHOOK_SECRET: 'x'.repeat(20) })).toMatch(
+      /ERPNEXT_WEBHOOK_SECRET and ERPNEXT_ITEM_FILTERS belong to the ERPNext sync/,
+    );
+    expect(problems({ ERPNEXT_API_KEY: 'k', ERPNEXT_WEBHOOK_SECRET: 'x'.repeat(20) })).toMatch(/need ERPNEXT_URL/);
+    const all = problems({
+      ...site,
+      ERPNEXT_URL: 'https://erp.example.com/app/item',
+      ERPNEXT_API_KEY: 'a:b',
+      ERPNEXT_ITEM_FILTERS: '[["item_group","~","x"]]',
+      ERPNEXT_WEBHOOK_SECRET: 'short',
+      ERPNEXT_SYNC_INTERVAL: '15 minutes',
+    });
+    expect(all).toMatch(/ERPNEXT_URL must be the site's origin only, such as https:\/\/erp.example.com/);
+    expect(all).toMatch(/ERPNEXT_ITEM_FILTERS: condition 1 uses the operator "~"/);
+    expect(all).toMatch(/ERPNEXT_SYNC_INTERVAL="15 minutes" is not an interval such as 15m/);
+    expect(all).toMatch(/ERPNEXT_API_KEY must not contain a colon/);
+    expect(all).toMatch(/ERPNEXT_WEBHOOK_SECRET must have at least 16 characters/);
+  });
+});

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../service/src/app.js';
 import type { Catalog } from '../../service/src/catalog/catalog.js';
 import { loadConfig, type Config } from '../../service/src/config.js';
+import type { ErpNextOverrides } from '../../service/src/erpnext/connector.js';
 import type { UrlFetchPolicy } from '../../service/src/images/fetch-url.js';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
@@ -27,6 +28,8 @@ export async function startTestApp(
     env?: Record<string, string>;
     store?: (config: Config) => VectorStore;
     urlPolicy?: Partial<UrlFetchPolicy>;
+    /** ERPNext connector settings (fast retries, the scheduler's first run). */
+    erpnext?: ErpNextOverrides;
     /** The model MODEL_PATH names (default test_model, 64-d), written to <dir>/models. */
     model?: { name: string; dim: number; seed?: number };
   } = {},
@@ -44,6 +47,7 @@ export async function startTestApp(
     catalog: service.catalog,
     storeKind: service.store.kind,
     urlPolicy: options.urlPolicy,
+    erpnext: options.erpnext,
   });
   return {
     app,

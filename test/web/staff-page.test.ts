@@ -3,22 +3,18 @@
 // in through the page's own file input. Skips, saying why, when no Chromium is installed (.ci/run installs
 // it). Screenshots go to STAFF_SCREENSHOT_DIR (default: a temp dir); the README's picture is made this way:
 //   STAFF_SCREENSHOT_DIR=docs npx vitest run --config test/vitest.config.ts test/web -t contrast
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumFor, launchChromium } from '../support/chromium.js';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as images from '../support/images.js';
 import { multipart, startTestApp, type TestApp } from '../support/app.js';
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (candidate): candidate is string => !!candidate && existsSync(candidate),
-);
-if (!CHROMIUM) {
-  console.log('SKIPPED staff page browser tests: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH).');
-}
+const CAN_RUN = chromiumFor('staff page browser tests');
 
 const WRITE_KEY = 'w'.repeat(40);
 const READ_KEY = 'r'.repeat(40);
@@ -60,7 +56,7 @@ const asWriter = (form: Awaited<ReturnType<typeof multipart>>) => ({
   headers: { ...form.headers, 'image-search-api-key': WRITE_KEY },
 });
 
-describe.skipIf(!CHROMIUM)('the staff page in Chromium', () => {
+describe.skipIf(!CAN_RUN)('the staff page in Chromium', () => {
   let t: TestApp;
   let base: string;
   let browser: Browser;
@@ -118,20 +114,7 @@ describe.skipIf(!CHROMIUM)('the staff page in Chromium', () => {
       files[name] = path.join(dir, `${name}.jpg`);
       writeFileSync(files[name], bytes);
     }
-    // Headless, and a fresh temporary profile (--user-data-dir) per launch: playwright adds both itself.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

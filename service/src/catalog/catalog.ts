@@ -15,7 +15,7 @@ import {
   type VectorStore,
 } from '../store/port.js';
 import { sha256Hex, type ImageFiles } from './image-files.js';
-import { KeyedLock, SharedExclusiveLock } from './locks.js';
+import { KeyedLock, SharedExclusiveLock, type ItemLock } from './locks.js';
 import { finishInterrupted } from './recovery.js';
 import { CentroidSamples } from './centroid-samples.js';
 import { findDuplicates } from './duplicates.js';
@@ -57,6 +57,10 @@ export interface CatalogOptions {
   liveRefreshMs?: number;
   /** Searches also embed this central fraction of each side of the photo (1 = only the whole; default 0.8). */
   searchZoom?: number;
+  /** Serializes writes per item; a cross-process lock when other processes write too (default in-process). */
+  itemLock?: ItemLock;
+  /** Load the search index at open (default true; a process that only writes, such as `ops sync`, skips it). */
+  warmIndex?: boolean;
 }
 
 export class StartupError extends Error {
@@ -104,14 +108,16 @@ const CANDIDATES_PER_KIND = 24;
 const MIGRATE_HINT = 'npm run ops -- migrate --to-model <path/to/model.onnx>';
 
 export class Catalog {
-  private readonly locks = new KeyedLock();
+  private readonly locks: ItemLock;
   /** Writes hold it shared; a wipe holds it alone. */
   private readonly writes = new SharedExclusiveLock();
   private readonly samples = new CentroidSamples();
   private live?: Live;
   private refreshing?: Promise<Live>;
 
-  private constructor(private readonly options: CatalogOptions) {}
+  private constructor(private readonly options: CatalogOptions) {
+    this.locks = options.itemLock ?? new KeyedLock();
+  }
 
   /**
    * Binds to the live collection (creating `<alias>_<model>_<dim>` and the alias on first start),
@@ -150,7 +156,11 @@ export class Catalog {
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
     await store.ensureSchema(info.name);
-    await finishInterrupted({ collection: catalog.live.collection, files: options.files, log });
+    // With a cross-process lock, recovery runs while no process is writing any item, so every staged file and
+    // journaled delete it finds is left by a process that died (another one may be running right now).
+    const recover = () => finishInterrupted({ collection: catalog.live!.collection, files: options.files, log });
+    await (catalog.locks.all ? catalog.locks.all(recover) : recover());
+    if (options.warmIndex === false) return catalog;
     // The first search should not pay for loading the index. Embedded: the work happens right here, before
     // the server listens. Qdrant: it indexes on its own and answers meanwhile; waiting is only logged.
     store
@@ -399,6 +409,17 @@ export class Catalog {
       throw storageError(error);
     }
     return record;
+  }
+
+  /** Every stored image, a page at a time in image id order (the ERPNext sync compares them with ERPNext). */
+  async *images(pageSize = 1000): AsyncGenerator<ImageRecord[]> {
+    const { collection } = await this.current();
+    for (let after: string | undefined; ;) {
+      const page = await collection.scroll({ after, limit: pageSize });
+      yield page.points.map((point) => point.record);
+      if (page.next === undefined) return;
+      after = page.next;
+    }
   }
 
   async item(itemId: string): Promise<ImageRecord[]> {

@@ -21,10 +21,12 @@ import { insideRoot, isNotFound, writeStreamAtomic } from '../lib/files.js';
 const INCOMING = '.incoming';
 const JOURNAL = '.journal';
 const THUMBS = '.thumbs';
-/** Entries of the root a wipe keeps: files of ingests in flight and the journal. */
-const KEPT_BY_WIPE = new Set([INCOMING, JOURNAL]);
+/** Cross-process lock files (lib/process-lock.ts): never removed, not even by a wipe. */
+export const LOCKS_DIR = '.locks';
+/** Entries of the root a wipe keeps: files of ingests in flight, the journal and the lock files. */
+const KEPT_BY_WIPE = new Set([INCOMING, JOURNAL, LOCKS_DIR]);
 /** Entries of the root that are not stored images. */
-const RESERVED = new Set([INCOMING, JOURNAL, THUMBS]);
+const RESERVED = new Set([INCOMING, JOURNAL, THUMBS, LOCKS_DIR]);
 
 /** An interrupted delete, as written to the journal before it started. */
 export type DeleteIntent = { op: 'delete-images'; images: Array<{ image_id: string; file: string }> } | { op: 'wipe' };

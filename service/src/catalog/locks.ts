@@ -1,7 +1,17 @@
 // Serialization inside this process. Per item: two concurrent ingests of one new item id must give one
 // 201 and one 409, and neither adapter offers a transaction spanning "check, write file, upsert". Catalog
 // wide: a wipe (DELETE /items) must not interleave with any write, or files and points drift apart.
-export class KeyedLock {
+/**
+ * What the catalog needs to serialize writes per item. KeyedLock does it inside one process; a cross-process
+ * implementation (lib/process-lock.ts) also offers `all`, under which start-up recovery runs.
+ */
+export interface ItemLock {
+  run<T>(key: string, job: () => Promise<T>): Promise<T>;
+  /** Runs `job` while no item is locked anywhere. */
+  all?<T>(job: () => Promise<T>): Promise<T>;
+}
+
+export class KeyedLock implements ItemLock {
   private readonly tails = new Map<string, Promise<void>>();
 
   async run<T>(key: string, job: () => Promise<T>): Promise<T> {

@@ -37,12 +37,13 @@ export async function openApi(app: FastifyInstance, options: { version: string }
         { name: 'search', description: 'Which items does a photo show?' },
         { name: 'catalog', description: 'Items and their images.' },
         { name: 'service', description: 'Health and readiness.' },
+        { name: 'erpnext', description: 'Webhooks from ERPNext (signed, no API key).' },
       ],
     },
     transform: ({ schema, url, route }) => {
       if (route.method === 'HEAD') return { schema: { ...schema, hide: true }, url };
       const config = route.config as
-        { form?: { properties: Record<string, unknown> }; errors?: ErrorCode[] } | undefined;
+        { form?: { properties: Record<string, unknown> }; rawBody?: unknown; errors?: ErrorCode[] } | undefined;
       const documented: Record<string, unknown> = { ...schema };
       if (config?.errors) {
         documented.response = { ...(schema.response as object), ...errorResponses(config.errors, true) };
@@ -51,6 +52,7 @@ export async function openApi(app: FastifyInstance, options: { version: string }
           if (Number(status) < 400) (documented.response as Record<string, unknown>)[status] = body;
         }
       }
+      if (config?.rawBody) documented.body = config.rawBody;
       if (config?.form) {
         documented.consumes = ['multipart/form-data'];
         documented.body = Type.Object({

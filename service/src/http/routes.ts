@@ -15,6 +15,8 @@ declare module 'fastify' {
     /** The multipart form of the route (documented as its request body, checked by the intake). */
     form?: TObject;
     body?: BodyKind;
+    /** The documented shape of a body the handler reads raw (body 'raw'). */
+    rawBody?: TSchema;
     /** Every error code the route can answer (documented by openapi.ts). */
     errors?: ErrorCode[];
   }
@@ -55,6 +57,8 @@ export interface RouteDescription {
   /** A multipart form with an image, or a JSON body schema. */
   form?: TObject;
   json?: TSchema;
+  /** A JSON body the handler reads raw (a signed webhook): documented, not parsed or validated by Fastify. */
+  raw?: TSchema;
   params?: TObject;
   querystring?: TObject;
   /** Success responses by status. */
@@ -73,6 +77,7 @@ export function errorsOf(description: RouteDescription): ErrorCode[] {
   }
   if (description.json)
     for (const code of ['invalid_request', 'json_required', 'request_too_large'] as const) codes.add(code);
+  if (description.raw) for (const code of ['invalid_request', 'request_too_large'] as const) codes.add(code);
   if (description.params || description.querystring) codes.add('invalid_request');
   if (description.params) codes.add('invalid_path');
   codes.add('internal_error');
@@ -117,6 +122,7 @@ export function route(description: RouteDescription): RouteShorthandOptions {
       errors: errorsOf(description),
       ...(description.form ? { form: description.form, body: 'multipart' as const } : {}),
       ...(description.json ? { body: 'json' as const } : {}),
+      ...(description.raw ? { body: 'raw' as const, rawBody: description.raw } : {}),
     },
   };
 }

@@ -226,3 +226,20 @@ export const imageBody = (description: string, types: string[]) =>
   });
 
 export const NotModified = Type.Null({ description: 'Not modified: the ETag sent in If-None-Match is current.' });
+
+/** POST /webhooks/erpnext: the Item a webhook named, queued for a reconcile. */
+export const WebhookAccepted = Type.Object(
+  {
+    item_id: ItemId,
+    queued: Type.Boolean({
+      description: 'False when the queue was full: the next scheduled sync applies the change instead.',
+    }),
+  },
+  { $id: 'WebhookAccepted' },
+);
+
+/** The body an ERPNext Webhook sends (its JSON request body template `{"name": "{{ doc.name }}"}`). */
+export const WebhookBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 140, description: 'The Item name (doc.name).' }) },
+  { description: 'Read raw, whatever its Content-Type: the signature covers the exact bytes.' },
+);
