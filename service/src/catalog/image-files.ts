@@ -159,7 +159,8 @@ export class ImageFiles {
           () => true,
           () => false,
         );
-        if (!staged) throw error;
+        // Not staged (any more): it may have been moved into place between the two looks.
+        if (!staged) return await this.read(record.file);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
