@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { CollectionInfo } from '../service/src/store/port.js';
 import { OpsError } from './cli.js';
 import { fileStat, fsyncDir, readJson, writeJsonAtomic } from '../service/src/lib/files.js';
-import type { MigrationState } from './migration-state.js';
+import type { MigrationState } from './migrate/state.js';
 
 export const MANIFEST_FORMAT = 'erp-image-search-backup/1';
 const MANIFEST_FILE = 'manifest.json';

@@ -22,7 +22,7 @@ import {
 } from './backup-dir.js';
 import { formatBytes, OpsError, type Reporter } from './cli.js';
 import { backupImages, type ImageBackupResult } from './image-backup.js';
-import { readMigrationState } from './migration-state.js';
+import { readMigrationState } from './migrate/state.js';
 import { scanPoints } from './points.js';
 
 export interface BackupDeps {

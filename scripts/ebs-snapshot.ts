@@ -15,16 +15,15 @@ import {
   type Tag,
   type Volume,
 } from '@aws-sdk/client-ec2';
+import {
+  CREATED_BY_COMMAND,
+  CREATED_BY_TAG,
+  DATA_VOLUME_TAG,
+  REASON_TAG,
+  STACK_TAG,
+  TIME_TAG,
+} from '../service/src/lib/aws-tags.js';
 import { OpsError, type Reporter } from './cli.js';
-
-/** On the data volume (value: the stack name); the same key as infra/constructs/data-volume.ts. */
-export const DATA_VOLUME_TAG = 'erp-image-search:data-volume';
-/** Who made a snapshot; the same key as infra/constructs/backups.ts (DLM writes "dlm"). */
-export const CREATED_BY_TAG = 'erp-image-search:created-by';
-export const CREATED_BY = 'ebs-snapshot';
-export const STACK_TAG = 'erp-image-search:stack';
-export const REASON_TAG = 'erp-image-search:reason';
-export const TIME_TAG = 'erp-image-search:time';
 
 export interface EbsSnapshotOptions {
   volumeId?: string;
@@ -157,7 +156,7 @@ export async function ebsSnapshot(
             ResourceType: 'snapshot',
             Tags: [
               { Key: 'Name', Value: safeTagValue(`${stack} data ${time}`) },
-              { Key: CREATED_BY_TAG, Value: CREATED_BY },
+              { Key: CREATED_BY_TAG, Value: CREATED_BY_COMMAND },
               { Key: STACK_TAG, Value: safeTagValue(stack) },
               { Key: REASON_TAG, Value: safeTagValue(options.reason) },
               { Key: TIME_TAG, Value: time },
@@ -221,14 +220,14 @@ async function prune(ec2: EC2Client, volumeId: string, newest: string, now: Date
       OwnerIds: ['self'],
       Filters: [
         { Name: 'volume-id', Values: [volumeId] },
-        { Name: `tag:${CREATED_BY_TAG}`, Values: [CREATED_BY] },
+        { Name: `tag:${CREATED_BY_TAG}`, Values: [CREATED_BY_COMMAND] },
       ],
     };
     for await (const page of paginateDescribeSnapshots({ client: ec2, pageSize: 200 }, input)) {
       // Checked again here: deleting the wrong snapshot must not depend on a filter alone.
       ours.push(
         ...(page.Snapshots ?? []).filter(
-          (s) => s.VolumeId === volumeId && tagValue(s.Tags, CREATED_BY_TAG) === CREATED_BY,
+          (s) => s.VolumeId === volumeId && tagValue(s.Tags, CREATED_BY_TAG) === CREATED_BY_COMMAND,
         ),
       );
     }

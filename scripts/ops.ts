@@ -37,10 +37,11 @@ import {
   type Reporter,
 } from './cli.js';
 import { checkConsistency, describeConsistency, removeOrphans, repairInterrupted } from './consistency.js';
+import { DATA_VOLUME_TAG } from '../service/src/lib/aws-tags.js';
 import { ebsSnapshot } from './ebs-snapshot.js';
 import { detectEc2 } from './ec2-metadata.js';
 import { runErpNextSync } from './erpnext-sync.js';
-import { dropOld, migrate, rollback, type MigrateDeps } from './migrate.js';
+import { dropOld, migrate, rollback, type MigrateDeps } from './migrate/index.js';
 import { acquireOpsLock } from './ops-lock.js';
 import { runRestore } from './restore.js';
 
@@ -291,12 +292,12 @@ const ebs: Command = {
       'volume-id': {
         type: 'string',
         placeholder: 'VOL',
-        description: 'The volume (default DATA_VOLUME_ID, else the volume tagged erp-image-search:data-volume).',
+        description: `The volume (default DATA_VOLUME_ID, else the volume tagged ${DATA_VOLUME_TAG}).`,
       },
       stack: {
         type: 'string',
         placeholder: 'NAME',
-        description: 'Find the volume whose erp-image-search:data-volume tag is NAME (the stack name).',
+        description: `Find the volume whose ${DATA_VOLUME_TAG} tag is NAME (the stack name).`,
       },
       reason: { type: 'string', placeholder: 'TEXT', description: 'Why (stored in a tag; default "manual").' },
       wait: { type: 'boolean', description: 'Wait until the snapshot is completed.' },

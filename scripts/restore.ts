@@ -11,7 +11,7 @@ import { findBackup, readManifest, type BackupManifest, type BackupRef } from '.
 import { formatBytes, OpsError, type Reporter } from './cli.js';
 import { checkConsistency, describeConsistency, type ConsistencyReport } from './consistency.js';
 import { restoreImages, verifyImages } from './image-backup.js';
-import { removeMigrationState, writeMigrationState } from './migration-state.js';
+import { removeMigrationState, writeMigrationState } from './migrate/state.js';
 import { scanPoints } from './points.js';
 
 export interface RestoreDeps {

@@ -4,9 +4,7 @@ import * as dlm from 'aws-cdk-lib/aws-dlm';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { DATA_VOLUME_TAG } from './data-volume.js';
-
-export const CREATED_BY_TAG = 'erp-image-search:created-by';
+import { CREATED_BY_DLM, CREATED_BY_TAG, DATA_VOLUME_TAG } from '../../service/src/lib/aws-tags.js';
 
 export interface BackupsProps {
   /** Value of DATA_VOLUME_TAG on the volume to snapshot. */
@@ -48,7 +46,7 @@ export class Backups extends Construct {
             createRule: { interval: 24, intervalUnit: 'HOURS', times: [props.time] },
             retainRule: { count: props.retainCount },
             copyTags: true,
-            tagsToAdd: [{ key: CREATED_BY_TAG, value: 'dlm' }],
+            tagsToAdd: [{ key: CREATED_BY_TAG, value: CREATED_BY_DLM }],
           },
         ],
       },

@@ -4,9 +4,7 @@
 import { RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
-
-/** Tag that marks the data volume (value: the stack name); DLM and the ebs-snapshot command select by it. */
-export const DATA_VOLUME_TAG = 'erp-image-search:data-volume';
+import { DATA_VOLUME_TAG } from '../../service/src/lib/aws-tags.js';
 
 export interface DataVolumeProps {
   availabilityZone: string;

@@ -21,9 +21,8 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { DeployConfig } from '../config.js';
-import { CREATED_BY_TAG } from './backups.js';
 import { bootUserData } from './boot-user-data.js';
-import { DATA_VOLUME_TAG } from './data-volume.js';
+import { CREATED_BY_COMMAND, CREATED_BY_TAG, DATA_VOLUME_TAG } from '../../service/src/lib/aws-tags.js';
 
 /** The repository root: the app asset (the instance builds the image from it). */
 export const APP_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -234,7 +233,7 @@ export class Server extends Construct {
         sid: 'CreateTaggedSnapshots',
         actions: ['ec2:CreateSnapshot'],
         resources: [snapshots],
-        conditions: { StringEquals: { [`aws:RequestTag/${CREATED_BY_TAG}`]: 'ebs-snapshot' } },
+        conditions: { StringEquals: { [`aws:RequestTag/${CREATED_BY_TAG}`]: CREATED_BY_COMMAND } },
       }),
     );
     this.role.addToPolicy(
@@ -250,7 +249,7 @@ export class Server extends Construct {
         sid: 'DeleteOwnSnapshots',
         actions: ['ec2:DeleteSnapshot'],
         resources: [snapshots],
-        conditions: { StringEquals: { [`aws:ResourceTag/${CREATED_BY_TAG}`]: 'ebs-snapshot' } },
+        conditions: { StringEquals: { [`aws:ResourceTag/${CREATED_BY_TAG}`]: CREATED_BY_COMMAND } },
       }),
     );
     this.role.addToPolicy(

@@ -12,7 +12,7 @@ import {
   removeMigrationState,
   writeMigrationState,
   type MigrationState,
-} from '../../scripts/migration-state.js';
+} from '../../scripts/migrate/state.js';
 import { storeBackup } from '../../service/src/store/open-store.js';
 import { QdrantSnapshots } from '../../service/src/store/qdrant/snapshots.js';
 import { runRestore, type RestoreDeps } from '../../scripts/restore.js';

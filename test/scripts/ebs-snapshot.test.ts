@@ -12,18 +12,15 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { CREATED_BY_TAG as INFRA_CREATED_BY_TAG } from '../../infra/constructs/backups.js';
-import { DATA_VOLUME_TAG as INFRA_DATA_VOLUME_TAG } from '../../infra/constructs/data-volume.js';
+import { ebsSnapshot, type EbsSnapshotOptions } from '../../scripts/ebs-snapshot.js';
 import {
-  CREATED_BY,
+  CREATED_BY_COMMAND as CREATED_BY,
   CREATED_BY_TAG,
   DATA_VOLUME_TAG,
-  ebsSnapshot,
   REASON_TAG,
   STACK_TAG,
   TIME_TAG,
-  type EbsSnapshotOptions,
-} from '../../scripts/ebs-snapshot.js';
+} from '../../service/src/lib/aws-tags.js';
 import { recordingReporter } from './helpers.js';
 
 const ec2 = mockClient(EC2Client);
@@ -63,11 +60,6 @@ beforeEach(() => {
 });
 
 describe('ebs-snapshot', () => {
-  it('uses the same tag keys as the CDK stack', () => {
-    expect(DATA_VOLUME_TAG).toBe(INFRA_DATA_VOLUME_TAG);
-    expect(CREATED_BY_TAG).toBe(INFRA_CREATED_BY_TAG);
-  });
-
   it('snapshots the volume with tags for who, stack, reason and time', async () => {
     const summary = await ebsSnapshot(client, options(), recordingReporter());
     expect(summary).toMatchObject({

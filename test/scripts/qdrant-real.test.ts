@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../scripts/backup.js';
 import { checkConsistency } from '../../scripts/consistency.js';
-import { dropOld, migrate, rollback, type MigrateDeps } from '../../scripts/migrate.js';
+import { dropOld, migrate, rollback, type MigrateDeps } from '../../scripts/migrate/index.js';
 import { storeBackup } from '../../service/src/store/open-store.js';
 import { QdrantSnapshots } from '../../service/src/store/qdrant/snapshots.js';
 import { runRestore } from '../../scripts/restore.js';

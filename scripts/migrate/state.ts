@@ -8,8 +8,8 @@
 // and a backup carries the record along so that a restore brings back the matching one.
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { OpsError } from './cli.js';
-import { writeJsonAtomic } from '../service/src/lib/files.js';
+import { OpsError } from '../cli.js';
+import { writeJsonAtomic } from '../../service/src/lib/files.js';
 
 export const MIGRATION_FORMAT = 'erp-image-search-migration/1';
 
