@@ -56,7 +56,8 @@ export async function verifySearch(
     } catch {
       continue; // deleted meanwhile (the item and its files)
     }
-    const hits = await target.searchItems(await embedder.embed(bytes), 5);
+    // Disabled items too: they are stored and searchable on request, so their vectors must be right as well.
+    const hits = await target.searchItems(await embedder.embed(bytes), 5, { includeDisabled: true });
     const own = hits.find((hit) => hit.record.item_id === record.item_id);
     if (!own || own.score < hits[0].score - 1e-5) {
       failures.push(

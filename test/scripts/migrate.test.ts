@@ -14,7 +14,7 @@ import type { ModelRegistry } from '../../service/src/embedding/registry.js';
 import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
 import { createQdrantStore, type QdrantStore } from '../../service/src/store/qdrant/store.js';
-import type { TestApp } from '../support/app.js';
+import { multipart, type TestApp } from '../support/app.js';
 import { writeTestModel } from '../support/onnx-model.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';
 import { addImage, ingest, picture, recordingReporter, registryFor, search, STORES } from './helpers.js';
@@ -147,6 +147,45 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
       expect(reporter.messages.join('\n')).toMatch(/verified: 5 sampled images each found their own item first/);
     },
   );
+
+  it('carries kinds, item fields and the item centroids of every kind', async () => {
+    const form = { item_id: 'FIELDS', item_name: 'Juice', item_group: 'Juice', brand: 'Arla', disabled: 'true' };
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      ...(await multipart({ ...form, kind: 'photo' }, { bytes: await picture(40) })),
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    const photo = await t.app.inject({
+      method: 'POST',
+      url: '/items/SKU-2/images',
+      ...(await multipart({ kind: 'photo' }, { bytes: await picture(41) })),
+    });
+    expect(photo.statusCode, photo.body).toBe(201);
+    const before = store.collection(OLD_COLLECTION);
+    const records = new Map<string, unknown>();
+    for await (const { record } of scanPoints(before)) records.set(record.image_id, { ...record, model: NEW.name });
+    const itemIds = [...new Set([...records.values()].map((r) => (r as { item_id: string }).item_id))];
+    const shape = (centroids: Array<{ item_id: string; kind: string; count: number; vector: Float32Array }>) =>
+      centroids
+        .map((c) => ({ item_id: c.item_id, kind: c.kind, count: c.count, dim: c.vector.length }))
+        .sort((a, b) => a.item_id.localeCompare(b.item_id) || a.kind.localeCompare(b.kind));
+    const oldCentroids = shape(await before.centroidsOf(itemIds));
+    expect(oldCentroids).toContainEqual({ item_id: 'SKU-2', kind: 'photo', count: 1, dim: OLD.dim });
+
+    await migrate(deps(), options());
+    const after = store.collection(NEW_COLLECTION);
+    // Every record comes over field by field (only the model changes), and so does every centroid.
+    for await (const { record } of scanPoints(after)) expect(record).toEqual(records.get(record.image_id));
+    expect(await after.count()).toBe(records.size);
+    expect(shape(await after.centroidsOf(itemIds))).toEqual(oldCentroids.map((c) => ({ ...c, dim: NEW.dim })));
+    expect((await after.image((await after.itemImages('FIELDS'))[0].image_id))!).toMatchObject({
+      item_group: 'Juice',
+      brand: 'Arla',
+      disabled: true,
+      kind: 'photo',
+    });
+  });
 
   it('resumes after an interruption without redoing finished work', async () => {
     const controller = new AbortController();
