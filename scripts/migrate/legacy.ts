@@ -45,7 +45,9 @@ export async function switchFromLegacy(work: LegacySwitch): Promise<{ last: Carr
   const { carrier, live, legacyModel, target } = work;
   const { store, reporter, alias, backupDir } = carrier.deps;
   const copyName = collectionNameFor(alias, legacyModel, live.dim);
-  await ensureCollection(store, reporter, copyName, live.dim, legacyModel);
+  // The plain collection's model is known by name only (--legacy-model or its metadata), so is its copy.
+  const sha256 = live.modelSha256 ?? undefined;
+  await ensureCollection(store, reporter, copyName, { name: legacyModel, dim: live.dim, sha256 });
   const source = store.collection(live.name);
   const copy = store.collection(copyName);
   const copyPlan = (label: string): CarryPlan => ({

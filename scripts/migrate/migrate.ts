@@ -14,7 +14,9 @@
 // tell "new since the switch" from "deleted since the switch". The old collection stays for rollback
 // (rollback.ts); a plain legacy collection is converted on the way (legacy.ts).
 import path from 'node:path';
-import { pathExists } from '../../service/src/lib/files.js';
+import type { Embedder } from '../../service/src/embedding/embedder.js';
+import { fileSha256, sidecarPathOf } from '../../service/src/embedding/model.js';
+import { copyFileAtomic, pathExists } from '../../service/src/lib/files.js';
 import { collectionNameFor } from '../../service/src/store/port.js';
 import { OpsError } from '../cli.js';
 import { Carrier, finalCatchUp, intersect, reportMissing, type CarryPlan, type CarryResult } from './carry.js';
@@ -38,17 +40,33 @@ import {
 } from './types.js';
 import { verifyCounts, verifySearch } from './verify.js';
 
-/** The API loads a migrated collection's model by its sidecar name from the directory of MODEL_PATH. */
-async function warnIfNotBesideApiModel(deps: MigrateDeps, model: string): Promise<void> {
-  const expected = path.join(path.dirname(path.resolve(deps.modelPath)), `${model}.onnx`);
-  if (!(await pathExists(expected)) || !(await pathExists(expected.replace(/\.onnx$/, '.json')))) {
-    deps.reporter.warn(
-      `the API loads the model of the live collection from the directory of MODEL_PATH, and ${expected} (with ` +
-        `its .json sidecar) is not there: ` +
-        `copy the model there before the switch, or the API answers 503 model_unavailable after it until ` +
-        `MODEL_PATH points at the new model`,
+/**
+ * The API loads a migrated collection's model as NAME.onnx from the directory of MODEL_PATH. Returns that
+ * path and whether the new model must be copied there; refuses (before anything changes) when another
+ * file already has that name, since the API would then embed with other weights than the collection's.
+ */
+async function apiModelPlace(deps: MigrateDeps, embedder: Embedder): Promise<{ apiPath: string; copy: boolean }> {
+  const { name, sha256 } = embedder.manifest;
+  const apiPath = path.join(path.dirname(path.resolve(deps.modelPath)), `${name}.onnx`);
+  if (!(await pathExists(apiPath))) return { apiPath, copy: true };
+  const existing = await fileSha256(apiPath);
+  if (existing !== sha256) {
+    throw new OpsError(
+      `${apiPath} exists with other weights (sha256 ${existing}) than the model to migrate to ` +
+        `(${path.resolve(embedder.path)}, sha256 ${sha256}); the API loads the live collection's model from there ` +
+        `by name. Nothing was changed. Move that file (and its .json) away, or export the new model under another ` +
+        `name (its sidecar's "name")`,
     );
   }
+  return { apiPath, copy: !(await pathExists(sidecarPathOf(apiPath))) };
+}
+
+/** Copies the model and its sidecar beside MODEL_PATH (each atomically: temp file, fsync, rename). */
+async function copyForApi(deps: MigrateDeps, embedder: Embedder, apiPath: string): Promise<void> {
+  const source = path.resolve(embedder.path);
+  await copyFileAtomic(source, apiPath, { sha256: embedder.manifest.sha256, what: source });
+  await copyFileAtomic(sidecarPathOf(source), sidecarPathOf(apiPath));
+  deps.reporter.info(`copied ${source} and its sidecar to ${apiPath}, where the API loads it from`);
 }
 
 async function takeEbsSnapshot(deps: MigrateDeps, reason: string): Promise<string | undefined> {
@@ -79,7 +97,7 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
   const sleep = deps.sleep ?? defaultSleep;
   const settleMs = options.settleMs ?? DEFAULTS.settleMs;
   const embedder = await deps.models.fromPath(options.toModel);
-  const { name: model, dim } = embedder.manifest;
+  const { name: model, dim, sha256 } = embedder.manifest;
   const target = collectionNameFor(alias, model, dim);
   const carrier = new Carrier(deps, options.batchSize);
 
@@ -91,7 +109,6 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
       `there is no collection or alias ${alias} (QDRANT_COLLECTION) in the ${store.kind} store; nothing to migrate`,
     );
   const legacy = !(alias in (await store.listAliases()));
-  await warnIfNotBesideApiModel(deps, model);
   const from = live.name;
   const summary = (fields: Partial<MigrateSummary>): MigrateSummary => ({
     what: 'migrate',
@@ -107,6 +124,14 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     duration: secondsSince(clock),
   });
 
+  if (live.model === model && live.modelSha256 && live.modelSha256 !== sha256) {
+    throw new OpsError(
+      `${live.name} holds vectors of ${model} with other weights (sha256 ${live.modelSha256}) than ` +
+        `${options.toModel} (sha256 ${sha256}), and a collection and a model file are found by the model's ` +
+        `name; nothing was changed. Export the new model under another name (its sidecar's "name", e.g. ` +
+        `${model}_imagenet) and migrate to that`,
+    );
+  }
   if (live.name === target) {
     if (state?.live.collection !== target) {
       reporter.info(`${alias} already points at ${target} (model ${model}); nothing to do`);
@@ -127,6 +152,7 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     reporter.info(`${live.name} already holds ${dim}-d vectors of model ${model}; nothing to do`);
     return summary({ to: live.name, points: live.points });
   }
+  const place = await apiModelPlace(deps, embedder);
   if (
     state &&
     state.previous.collection !== target &&
@@ -154,7 +180,8 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     `migrating ${alias}: ${live.name} (${live.points} points, ` +
       `${live.dim}-d${live.model ? `, ${live.model}` : ''}) → ${target} (${dim}-d, ${model})`,
   );
-  await ensureCollection(store, reporter, target, dim, model);
+  if (place.copy) await copyForApi(deps, embedder, place.apiPath);
+  await ensureCollection(store, reporter, target, embedder.manifest);
   const source = store.collection(live.name);
   const targetCollection = store.collection(target);
   const mirror = (label: string): CarryPlan => ({
@@ -232,6 +259,8 @@ export async function migrate(deps: MigrateDeps, options: MigrateOptions): Promi
     `done: ${alias} → ${target}. The old collection ${previous.collection} is kept: "migrate --rollback" ` +
       `switches back, "migrate --drop-old" deletes it`,
   );
+  // The running API has followed already; a restarted one checks MODEL_PATH against the live collection.
+  reporter.info(`before the next restart of the API, set MODEL_PATH=${place.apiPath}`);
   return summary({
     points: await targetCollection.count(),
     carried,

@@ -2,7 +2,7 @@
 // collection made by a 576-d model while `migrate` re-embeds every stored original with a 1280-d model
 // (both real ONNX models made here), switches the alias, and the API follows.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OpsError } from '../../scripts/cli.js';
@@ -70,6 +70,7 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
     ...overrides,
   });
   const aliasTarget = async () => (await store.listAliases()).items;
+  const collectionOf = async (name: string) => (await store.listCollections()).find((c) => c.name === name);
   const ready = async () =>
     (await t.app.inject({ method: 'GET', url: '/ready' })).json() as { collection: string; model: string; dim: number };
 
@@ -346,8 +347,8 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
   );
 
   it(
-    'takes the EBS snapshot first on EC2 and changes nothing when it fails; warns when the new model is not ' +
-      'beside MODEL_PATH',
+    'takes the EBS snapshot first on EC2 and changes nothing when it fails; copies a new model from elsewhere ' +
+      'beside MODEL_PATH and says which MODEL_PATH to set',
     async () => {
       // The new model only outside the directory of MODEL_PATH, where the API would not find it.
       const elsewhere = writeTestModel({ dir: path.join(t.dir, 'elsewhere'), ...NEW }).onnxPath;
@@ -365,8 +366,8 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
       await expect(migrate(failing, options({ toModel: elsewhere }))).rejects.toThrow(
         /the EBS snapshot before the migration failed \(not allowed .*\); nothing was changed.*--skip-ebs-snapshot/,
       );
-      expect(reporter.warnings.join('\n')).toMatch(/efficientnet_b0\.onnx \(with its \.json sidecar\) is not there/);
       expect((await store.listCollections()).map((c) => c.name)).toEqual([OLD_COLLECTION]);
+      expect(existsSync(newModel)).toBe(false);
 
       // Off EC2 it says so and goes on; --skip-ebs-snapshot does not even ask.
       const offEc2 = recordingReporter();
@@ -378,6 +379,13 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
       );
       expect(asked).toBe(0);
       expect(await aliasTarget()).toBe(NEW_COLLECTION);
+      // The model and its sidecar were copied where the API loads them; the API serves the new collection.
+      expect(readFileSync(newModel)).toEqual(readFileSync(elsewhere));
+      expect(existsSync(newModel.replace(/\.onnx$/, '.json'))).toBe(true);
+      expect(offEc2.messages.join('\n')).toContain(`set MODEL_PATH=${newModel}`);
+      await sleep(1100);
+      expect(await ready()).toMatchObject({ collection: NEW_COLLECTION, model: 'efficientnet_b0' });
+      expect((await search(t, await picture(3))).results[0].item_id).toBe('SKU-3');
       await dropOld(deps());
       const back = await migrate(
         deps({ reporter: offEc2, ec2: { detect, snapshot: async () => 'never' } }),
@@ -388,6 +396,24 @@ describe.each(STORES)('migrate 576 → 1280 on the $kind store', (setup) => {
       expect(offEc2.messages.join('\n')).toMatch(/no EBS snapshot: instance metadata did not answer/);
     },
   );
+
+  it('refuses a model whose name beside MODEL_PATH or in the live collection has other weights', async () => {
+    // Another export of efficientnet_b0 (other weights) elsewhere, while the one beside MODEL_PATH stays.
+    const other = writeTestModel({ dir: path.join(t.dir, 'elsewhere'), ...NEW, seed: 77 }).onnxPath;
+    await expect(migrate(deps(), options({ toModel: other }))).rejects.toThrow(
+      /efficientnet_b0\.onnx exists with other weights \(sha256 [0-9a-f]{64}\) .* Nothing was changed/,
+    );
+    expect((await store.listCollections()).map((c) => c.name)).toEqual([OLD_COLLECTION]);
+
+    // Migrated to one export, then asked to go to the other export of the same name and width.
+    await migrate(deps(), options());
+    expect((await collectionOf(NEW_COLLECTION))?.modelSha256).toMatch(/^[0-9a-f]{64}$/);
+    await dropOld(deps());
+    await expect(migrate(deps(), options({ toModel: other }))).rejects.toThrow(
+      /holds vectors of efficientnet_b0 with other weights .* nothing was changed\. Export the new model under another name/,
+    );
+    expect(await aliasTarget()).toBe(NEW_COLLECTION);
+  });
 
   it('converts a legacy plain collection named like the alias, keeping a copy for rollback', async () => {
     // Make "items" a plain collection holding the same points (as data from before aliases would be).

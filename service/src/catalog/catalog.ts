@@ -127,13 +127,13 @@ export class Catalog {
   static async open(options: CatalogOptions): Promise<Catalog> {
     const catalog = new Catalog(options);
     const embedder = await options.models.default();
-    const { name, dim } = embedder.manifest;
+    const { name, dim, sha256 } = embedder.manifest;
     const { store, alias, log } = options;
     let info = await store.collection(alias).info();
     if (!info) {
       const collection = collectionNameFor(alias, name, dim);
       const existing = (await store.listCollections()).find((c) => c.name === collection);
-      if (!existing) await store.createCollection(collection, dim, name);
+      if (!existing) await store.createCollection(collection, dim, name, sha256);
       await store.setAlias(alias, collection);
       log.info(`Created collection ${collection} (${dim}-d, model ${name}) behind alias ${alias}.`);
       info = (await store.collection(alias).info())!;
@@ -152,6 +152,23 @@ export class Catalog {
           `model ${name}; ` +
           `their vectors are not comparable. Nothing was changed. Re-embed with: ${MIGRATE_HINT}, or set ` +
           `MODEL_PATH to ${info.model}.onnx.`,
+      );
+    }
+    if (info.modelSha256 && info.modelSha256 !== sha256) {
+      throw new StartupError(
+        `Collection ${info.name} (addressed as ${alias}) was built with model ${name} whose file has sha256 ` +
+          `${info.modelSha256}, but MODEL_PATH (${options.models.defaultPath}) has sha256 ${sha256}: the same ` +
+          `model with other weights (e.g. random instead of pretrained), so their vectors are not comparable. ` +
+          `Nothing was changed. Put the original file back at MODEL_PATH, or give the new export another name ` +
+          `(its sidecar's "name") and re-embed with: ${MIGRATE_HINT}.`,
+      );
+    }
+    // Made before identities were recorded: accepted (refusing would stop every upgraded deployment), but
+    // said once; a migration records the identity of the model it re-embeds with.
+    if (!info.modelSha256) {
+      log.warn(
+        `Collection ${info.name} records no model identity (made by an older release); serving it with ` +
+          `${name} sha256 ${sha256}, assumed to be the weights that made it.`,
       );
     }
     catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
@@ -201,6 +218,14 @@ export class Catalog {
         );
       }
     }
+    if (info.modelSha256 && info.modelSha256 !== embedder.manifest.sha256) {
+      throw new ServiceError(
+        'model_mismatch',
+        `The live collection ${info.name} was built with the model file of sha256 ${info.modelSha256}, but ` +
+          `${embedder.manifest.name} here has sha256 ${embedder.manifest.sha256} (other weights). Put the ` +
+          `original model file back, or run: ${MIGRATE_HINT}.`,
+      );
+    }
     if (embedder.manifest.dim !== info.dim) {
       throw new ServiceError(
         'model_mismatch',
@@ -213,10 +238,11 @@ export class Catalog {
   }
 
   /** Throws a 503 ServiceError (or the store's unavailability) when not ready to serve. */
-  async ready(): Promise<{ collection: string; model: string; dim: number }> {
+  async ready(): Promise<{ collection: string; model: string; model_sha256: string; dim: number }> {
     await this.options.store.ping();
     const live = await this.current();
-    return { collection: live.info.name, model: live.embedder.manifest.name, dim: live.info.dim };
+    const { name, sha256 } = live.embedder.manifest;
+    return { collection: live.info.name, model: name, model_sha256: sha256, dim: live.info.dim };
   }
 
   async embed(bytes: Buffer): Promise<{ model: string; dim: number; vector: Float32Array }> {

@@ -15,6 +15,11 @@ export class Embedder {
     return this.model.manifest;
   }
 
+  /** The .onnx file it runs. */
+  get path(): string {
+    return this.model.path;
+  }
+
   private tensor(bytes: Buffer, zoom?: number): Promise<Float32Array> {
     return preprocess(bytes, this.model.manifest, { maxPixels: this.maxPixels, zoom });
   }

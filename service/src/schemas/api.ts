@@ -116,6 +116,9 @@ export const Ready = Type.Object({
   store: Type.String({ description: 'embedded or qdrant' }),
   collection: Type.String({ description: 'The collection QDRANT_COLLECTION resolves to.' }),
   model: Type.String(),
+  model_sha256: Type.String({
+    description: "SHA-256 of the model file that embeds for it: the model's identity by its weights.",
+  }),
   dim: Type.Integer(),
 });
 

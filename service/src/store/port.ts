@@ -41,6 +41,11 @@ export interface CollectionInfo {
   dim: number;
   /** Model recorded when the collection was created; null for collections made by other tools. */
   model: string | null;
+  /**
+   * SHA-256 of the .onnx that made its vectors (the model's identity by its weights); null for collections
+   * made before identities were recorded, or by other tools.
+   */
+  modelSha256: string | null;
   points: number;
 }
 
@@ -106,7 +111,8 @@ export interface VectorStore {
   listCollections(): Promise<CollectionInfo[]>;
   /** alias → collection */
   listAliases(): Promise<Record<string, string>>;
-  createCollection(name: string, dim: number, model: string): Promise<void>;
+  /** `modelSha256`: the identity of the model by its weights (ModelManifest.sha256), recorded with it. */
+  createCollection(name: string, dim: number, model: string, modelSha256?: string): Promise<void>;
   deleteCollection(name: string): Promise<void>;
   /** Points `alias` at `collection` in one atomic step, creating or moving it. */
   setAlias(alias: string, collection: string): Promise<void>;

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -39,7 +40,8 @@ function setup() {
       log: { info: () => {}, warn: (m) => warnings.push(m) },
       liveRefreshMs: overrides.liveRefreshMs,
     });
-  return { dir, store, files, registry, warnings, open };
+  const sha256 = createHash('sha256').update(readFileSync(main.onnxPath)).digest('hex');
+  return { dir, store, files, registry, warnings, open, sha256 };
 }
 
 const record = (imageId: string, itemId: string, file: string): ImageRecord =>
@@ -85,6 +87,32 @@ describe('Catalog start-up', () => {
     await store.createCollection('items_other_64', 64, 'other_model');
     await store.setAlias('items', 'items_other_64');
     await expect(open()).rejects.toThrow(/built with model other_model, but MODEL_PATH is model main_model/);
+  });
+
+  it("records the model file's sha256 with the collection and refuses other weights of the same model", async () => {
+    const first = setup();
+    await first.open();
+    expect((await first.store.listCollections())[0]).toMatchObject({ model: 'main_model', modelSha256: first.sha256 });
+
+    // Same name and width, other weights (random instead of trained): refused, nothing changed.
+    const { store, open } = setup();
+    await store.createCollection('items_main_model_64', 64, 'main_model', 'f'.repeat(64));
+    await store.setAlias('items', 'items_main_model_64');
+    const error = (await open().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(StartupError);
+    expect(error.message).toMatch(/sha256 f{64}, but MODEL_PATH .* has sha256 [0-9a-f]{64}: the same model with other/);
+    expect((await store.listCollections())[0].modelSha256).toBe('f'.repeat(64));
+  });
+
+  it('accepts a collection made before identities were recorded, and says so', async () => {
+    const { store, open, warnings, sha256 } = setup();
+    await store.createCollection('items_main_model_64', 64, 'main_model');
+    await store.setAlias('items', 'items_main_model_64');
+    const catalog = await open();
+    expect(warnings.join('\n')).toContain(
+      `records no model identity (made by an older release); serving it with main_model sha256 ${sha256}`,
+    );
+    expect(await catalog.ready()).toMatchObject({ model: 'main_model', model_sha256: sha256 });
   });
 
   it('finishes a staged image whose point was written, removes one whose point was not', async () => {
@@ -162,7 +190,24 @@ describe('Catalog follows a migration', () => {
     expect((await store.collection('items_next_model_96').itemImages('after'))[0]).toMatchObject({
       model: 'next_model',
     });
-    expect(await catalog.ready()).toEqual({ collection: 'items_next_model_96', model: 'next_model', dim: 96 });
+    expect(await catalog.ready()).toEqual({
+      collection: 'items_next_model_96',
+      model: 'next_model',
+      model_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) as string,
+      dim: 96,
+    });
+  });
+
+  it("is 503 model_mismatch when the model beside MODEL_PATH has other weights than the collection's", async () => {
+    const { store, open } = setup();
+    const catalog = await open({ liveRefreshMs: 0 });
+    await store.createCollection('items_next_model_96', 96, 'next_model', '0'.repeat(64));
+    await store.setAlias('items', 'items_next_model_96');
+    await expect(catalog.embed(await images.jpeg(64, 64))).rejects.toMatchObject({
+      status: 503,
+      code: 'model_mismatch',
+      message: expect.stringMatching(/sha256 0{64}, but next_model here has sha256 [0-9a-f]{64}/) as string,
+    });
   });
 
   it("answers 503 when the new collection's model is not available", async () => {

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,24 @@ describe('loadModel', () => {
     expect(vector).toHaveLength(576);
     expect(norm(vector)).toBeCloseTo(1, 5);
     await model.close();
+  });
+
+  it("identifies the model by its file's sha256, and refuses a sidecar that records another file's", async () => {
+    const { onnxPath } = writeTestModel({ dir, name: 'hashed', dim: 64 });
+    const sha256 = createHash('sha256').update(readFileSync(onnxPath)).digest('hex');
+    const model = await loadModel(onnxPath, { threads: 1 });
+    expect(model.manifest.sha256).toBe(sha256); // the sidecar records none: computed
+    await model.close();
+    // The same name and width with other weights, and its sidecar carried over from the first file.
+    const other = writeTestModel({ dir, name: 'hashed_other', dim: 64, seed: 99, sidecar: { sha256 } });
+    const error = (await loadModel(other.onnxPath, { threads: 1 }).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(ModelError);
+    expect(error.message).toMatch(new RegExp(`records sha256 ${sha256} but the file's is [0-9a-f]{64}`));
+    const right = createHash('sha256').update(readFileSync(other.onnxPath)).digest('hex');
+    const ok = writeTestModel({ dir, name: 'hashed_other', dim: 64, seed: 99, sidecar: { sha256: right } });
+    const loaded = await loadModel(ok.onnxPath, { threads: 1 });
+    expect(loaded.manifest.sha256).toBe(right);
+    await loaded.close();
   });
 
   const mismatches: Array<[string, Parameters<typeof writeTestModel>[0], RegExp]> = [

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as images from '../../support/images.js';
 import { multipart, startTestApp, type TestApp } from '../../support/app.js';
@@ -25,6 +27,7 @@ describe('health and readiness', () => {
       store: 'embedded',
       collection: 'items_test_model_64',
       model: 'test_model',
+      model_sha256: createHash('sha256').update(readFileSync(t.config.modelPath)).digest('hex'),
       dim: 64,
     });
   });

@@ -104,6 +104,11 @@ const MIGRATIONS: Migration[] = [
       for (const collection of collections) rebuildCentroids(db, collection);
     },
   },
+  {
+    version: 5,
+    why: "collections record the SHA-256 of the model file that made their vectors (the model's weights)",
+    up: (db) => db.exec('ALTER TABLE collections ADD COLUMN model_sha256 TEXT'),
+  },
 ];
 
 /**

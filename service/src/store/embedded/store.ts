@@ -63,7 +63,8 @@ export class EmbeddedStore implements VectorStore {
   async listCollections(): Promise<CollectionInfo[]> {
     return this.db
       .prepare(
-        `SELECT c.name, c.dim, c.model, (SELECT COUNT(*) FROM points p WHERE p.collection = c.name) AS points
+        `SELECT c.name, c.dim, c.model, c.model_sha256 AS modelSha256,
+           (SELECT COUNT(*) FROM points p WHERE p.collection = c.name) AS points
          FROM collections c ORDER BY c.name`,
       )
       .all() as CollectionInfo[];
@@ -77,7 +78,7 @@ export class EmbeddedStore implements VectorStore {
     return Object.fromEntries(rows.map((row) => [row.alias, row.collection]));
   }
 
-  async createCollection(name: string, dim: number, model: string): Promise<void> {
+  async createCollection(name: string, dim: number, model: string, modelSha256?: string): Promise<void> {
     this.db.transaction(() => {
       if (this.db.prepare('SELECT 1 FROM aliases WHERE alias = ?').get(name)) {
         throw new Error(`Cannot create collection ${name}: an alias with that name exists.`);
@@ -86,8 +87,8 @@ export class EmbeddedStore implements VectorStore {
         throw new Error(`Collection ${name} already exists.`);
       }
       this.db
-        .prepare('INSERT INTO collections (name, dim, model, created_at) VALUES (?, ?, ?, ?)')
-        .run(name, dim, model, new Date().toISOString());
+        .prepare('INSERT INTO collections (name, dim, model, model_sha256, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(name, dim, model, modelSha256 ?? null, new Date().toISOString());
     })();
   }
 
@@ -138,13 +139,13 @@ export class EmbeddedStore implements VectorStore {
 
   // ---- used by EmbeddedCollection ----
 
-  resolve(name: string): { name: string; dim: number; model: string | null } | undefined {
+  resolve(name: string): Omit<CollectionInfo, 'points'> | undefined {
     return this.db
       .prepare(
-        `SELECT c.name, c.dim, c.model FROM collections c
+        `SELECT c.name, c.dim, c.model, c.model_sha256 AS modelSha256 FROM collections c
          WHERE c.name = COALESCE((SELECT collection FROM aliases WHERE alias = ?), ?)`,
       )
-      .get(name, name) as { name: string; dim: number; model: string | null } | undefined;
+      .get(name, name) as Omit<CollectionInfo, 'points'> | undefined;
   }
 
   require(name: string): { name: string; dim: number } {

@@ -231,7 +231,8 @@ export class QdrantStore implements VectorStore {
       c.count(name, { filter: imagesOnly, exact: true }),
     );
     if (!count) return undefined;
-    return { name, dim: size, model: typeof metadata?.model === 'string' ? metadata.model : null, points: count.count };
+    const text = (key: string) => (typeof metadata?.[key] === 'string' ? metadata[key] : null);
+    return { name, dim: size, model: text('model'), modelSha256: text('model_sha256'), points: count.count };
   }
 
   /** The collection an alias (or collection) name addresses. */
@@ -240,13 +241,13 @@ export class QdrantStore implements VectorStore {
     return aliases[name] ?? name;
   }
 
-  async createCollection(name: string, dim: number, model: string): Promise<void> {
+  async createCollection(name: string, dim: number, model: string, modelSha256?: string): Promise<void> {
     // The client's createCollection() drops `metadata`; its generated API passes the whole body.
     await this.call(`creating collection ${name}`, (c) =>
       c.api().createCollection({
         collection_name: name,
         vectors: { size: dim, distance: 'Cosine' },
-        metadata: { model, dim },
+        metadata: { model, dim, ...(modelSha256 ? { model_sha256: modelSha256 } : {}) },
       }),
     );
     try {
