@@ -16,6 +16,8 @@ import { clientErrorHandler, errorHandling, frameworkErrors } from './http/error
 import { ByteBudget, ImageIntake, MULTIPART_LIMITS } from './http/intake.js';
 import { openApi } from './http/openapi.js';
 import type { UrlFetchPolicy } from './images/fetch-url.js';
+import type { ModelRegistry } from './embedding/registry.js';
+import { Metrics, metricsPlugin } from './http/metrics.js';
 import { componentLog, type Logger } from './log.js';
 import { embedRoutes } from './routes/embed.js';
 import { healthRoutes } from './routes/health.js';
@@ -31,6 +33,8 @@ export interface AppDeps {
   catalog: Catalog;
   storeKind: string;
   logger?: Logger;
+  /** Its embedding timings and queue depth go to /metrics (without it they are left out). */
+  models?: ModelRegistry;
   /** Overrides for URL fetching (tests inject a DNS stub here). */
   urlPolicy?: Partial<UrlFetchPolicy>;
   /** Overrides for the ERPNext connector (tests: fast retries, the scheduler's first run). */
@@ -95,11 +99,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(accessControl, { apiKey: config.apiKey, readKey: config.readKey });
   await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: config.maxImageBytes } });
   await openApi(app, { version: VERSION });
+  const metrics = new Metrics({ catalog, models: deps.models });
+  await app.register(metricsPlugin, { metrics });
 
   const intake = new ImageIntake({
     urlPolicy: { ...urlPolicyFrom(config), ...deps.urlPolicy },
     maxImageBytes: config.maxImageBytes,
     budget: new ByteBudget(config.uploadBudgetBytes),
+    onUrlFetch: (outcome) => metrics.urlFetched(outcome),
   });
   await app.register(healthRoutes, { catalog, storeKind: deps.storeKind });
   await app.register(itemRoutes, { catalog, intake });

@@ -30,7 +30,8 @@ async function main(log: Logger): Promise<void> {
   const root = createLogger({ level: config.logLevel, secrets });
   await ensureDefaultModel(config.modelPath, { log: root.child({ component: 'model' }) });
   const service = await openService(config, root);
-  const app = await buildApp({ config, catalog: service.catalog, storeKind: service.store.kind, logger: root }).catch(
+  const { catalog, store, models } = service;
+  const app = await buildApp({ config, catalog, storeKind: store.kind, models, logger: root }).catch(
     async (error: unknown) => {
       await service.close();
       throw error;

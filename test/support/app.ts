@@ -46,6 +46,7 @@ export async function startTestApp(
     config,
     catalog: service.catalog,
     storeKind: service.store.kind,
+    models: service.models,
     urlPolicy: options.urlPolicy,
     erpnext: options.erpnext,
   });

@@ -97,10 +97,10 @@ export function describeStoreContract(
       await cleanup();
     });
 
-    const newCollection = async (dim = 4, model = MODEL): Promise<string> => {
+    const newCollection = async (dim = 4, model = MODEL, modelSha256?: string): Promise<string> => {
       const name = `${prefix}_${created.length}`;
       created.push(name);
-      await store.createCollection(name, dim, model);
+      await store.createCollection(name, dim, model, modelSha256);
       return name;
     };
     const aliasName = (suffix: string) => `${prefix}_alias_${suffix}`;
@@ -110,13 +110,20 @@ export function describeStoreContract(
         'createCollection records width and model; info and listCollections report them with the point ' + 'count',
         async () => {
           const name = await newCollection(4, 'model-a');
-          const other = await newCollection(7, 'model-b');
-          expect(await store.collection(name).info()).toEqual({ name, dim: 4, model: 'model-a', points: 0 });
+          const sha = 'ab'.repeat(32); // the model's identity by its weights, when the caller gives it
+          const other = await newCollection(7, 'model-b', sha);
+          expect(await store.collection(name).info()).toEqual({
+            name,
+            dim: 4,
+            model: 'model-a',
+            modelSha256: null,
+            points: 0,
+          });
           await store.collection(other).upsert(makeRecord('item', 1), seededVector(7, 1));
           const listed = (await store.listCollections()).filter((c) => c.name.startsWith(prefix));
           expect(listed).toEqual([
-            { name, dim: 4, model: 'model-a', points: 0 },
-            { name: other, dim: 7, model: 'model-b', points: 1 },
+            { name, dim: 4, model: 'model-a', modelSha256: null, points: 0 },
+            { name: other, dim: 7, model: 'model-b', modelSha256: sha, points: 1 },
           ]);
         },
       );
@@ -280,7 +287,7 @@ export function describeStoreContract(
         );
         await c.deleteAll();
         expect(await c.count()).toBe(0);
-        expect(await c.info()).toEqual({ name, dim: 4, model: MODEL, points: 0 });
+        expect(await c.info()).toEqual({ name, dim: 4, model: MODEL, modelSha256: null, points: 0 });
         expect(await c.searchItems(vec(1, 0, 0, 0), 5)).toEqual([]);
         const again = makeRecord('after', 1);
         await c.upsert(again, vec(0, 0, 1, 0));
@@ -443,7 +450,7 @@ export function describeStoreContract(
         expect(viaAlias.name).toBe(alias);
         const record = makeRecord('i', 1);
         await viaAlias.upsert(record, vec(1, 0, 0, 0));
-        expect(await viaAlias.info()).toEqual({ name, dim: 4, model: 'model-a', points: 1 });
+        expect(await viaAlias.info()).toEqual({ name, dim: 4, model: 'model-a', modelSha256: null, points: 1 });
         expect(await store.collection(name).image(record.image_id)).toEqual(record);
         expect((await viaAlias.searchItems(vec(1, 0, 0, 0), 1))[0].record).toEqual(record);
         expect((await store.listCollections()).map((c) => c.name)).not.toContain(alias);
@@ -464,9 +471,21 @@ export function describeStoreContract(
         await reader;
         expect(seen.length).toBeGreaterThan(0);
         expect(seen.every((name) => name === first || name === second)).toBe(true);
-        expect(await store.collection(alias).info()).toEqual({ name: first, dim: 4, model: 'old', points: 0 });
+        expect(await store.collection(alias).info()).toEqual({
+          name: first,
+          dim: 4,
+          model: 'old',
+          modelSha256: null,
+          points: 0,
+        });
         await store.setAlias(alias, second);
-        expect(await store.collection(alias).info()).toEqual({ name: second, dim: 8, model: 'new', points: 0 });
+        expect(await store.collection(alias).info()).toEqual({
+          name: second,
+          dim: 8,
+          model: 'new',
+          modelSha256: null,
+          points: 0,
+        });
         const aliases = await store.listAliases();
         expect(Object.entries(aliases).filter(([a]) => a === alias)).toEqual([[alias, second]]);
       });

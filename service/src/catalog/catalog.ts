@@ -245,6 +245,12 @@ export class Catalog {
     return { collection: live.info.name, model: name, model_sha256: sha256, dim: live.info.dim };
   }
 
+  /** What /metrics reports of the live collection: ready()'s answer and its number of images. */
+  async stats(): Promise<Awaited<ReturnType<Catalog['ready']>> & { images: number }> {
+    const live = await this.current();
+    return { ...(await this.ready()), images: await live.collection.count() };
+  }
+
   async embed(bytes: Buffer): Promise<{ model: string; dim: number; vector: Float32Array }> {
     const { embedder } = await this.current();
     return { model: embedder.manifest.name, dim: embedder.manifest.dim, vector: await embedder.embed(bytes) };

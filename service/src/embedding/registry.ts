@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { Embedder } from './embedder.js';
 import { loadModel, ModelError } from './model.js';
-import { WorkQueue } from './work-queue.js';
+import { WorkQueue, type EmbeddingObserver } from './work-queue.js';
 
 export interface RegistryOptions {
   threads: number;
@@ -40,6 +40,16 @@ export class ModelRegistry {
       this.byPath.set(key, pending);
     }
     return pending;
+  }
+
+  /** Sends the timings of every model's embeddings to `observer` (one per process: the queue is shared). */
+  observe(observer: EmbeddingObserver): void {
+    this.queue.observer = observer;
+  }
+
+  /** Embedding jobs waiting for a free slot. */
+  get queued(): number {
+    return this.queue.queued;
   }
 
   default(): Promise<Embedder> {

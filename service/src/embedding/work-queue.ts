@@ -2,9 +2,17 @@
 // refused at once (503 + Retry-After) so a burst of uploads cannot exhaust memory.
 import { retryLater } from '../errors.js';
 
+/** Where embedding timings go (the /metrics registry); seconds. Optional: nothing is measured without it. */
+export interface EmbeddingObserver {
+  waited(seconds: number): void;
+  decoded(seconds: number): void;
+  inferred(seconds: number, batch: number): void;
+}
+
 export class WorkQueue {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
+  observer?: EmbeddingObserver;
 
   constructor(
     private readonly concurrency: number,
@@ -13,6 +21,11 @@ export class WorkQueue {
 
   get pending(): number {
     return this.active + this.waiting.length;
+  }
+
+  /** Jobs waiting for a slot (not yet running). */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   /** Runs `job` only if a slot is free right now (optional extra work that must never wait or refuse). */
@@ -26,9 +39,12 @@ export class WorkQueue {
       if (this.waiting.length >= this.queueMax) {
         throw retryLater('busy', 'The server is busy embedding other images. Retry in a moment.', 1);
       }
+      const since = performance.now();
       await new Promise<void>((resolve) => this.waiting.push(resolve));
+      this.observer?.waited((performance.now() - since) / 1000);
     } else {
       this.active++;
+      this.observer?.waited(0);
     }
     try {
       return await job();

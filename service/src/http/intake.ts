@@ -38,6 +38,8 @@ export interface IntakeOptions {
   urlPolicy: UrlFetchPolicy;
   maxImageBytes: number;
   budget: ByteBudget;
+  /** Told how each image_url fetch ended: 'ok' or the error code (for /metrics). */
+  onUrlFetch?: (outcome: string) => void;
 }
 
 export interface ImageForm<T> {
@@ -85,7 +87,13 @@ export class ImageIntake {
       const onClose = () => abort.abort(new Error('the client closed the connection'));
       request.raw.once('close', onClose);
       try {
-        const bytes = await fetchImage(url, this.options.urlPolicy, abort.signal);
+        const bytes = await fetchImage(url, this.options.urlPolicy, abort.signal).then(
+          (fetched) => (this.options.onUrlFetch?.('ok'), fetched),
+          (error: unknown) => {
+            this.options.onUrlFetch?.(error instanceof ServiceError ? error.code : 'aborted');
+            throw error;
+          },
+        );
         if (!reservation.take(bytes.length)) throw busy();
         return { fields: checked, bytes };
       } finally {

@@ -200,7 +200,13 @@ describe('qdrant adapter specifics (on the double)', () => {
     async () => {
       await store.client.createCollection('legacy', { vectors: { size: 576, distance: 'Cosine' } });
       await store.setAlias('items', 'legacy');
-      expect(await store.collection('items').info()).toEqual({ name: 'legacy', dim: 576, model: null, points: 0 });
+      expect(await store.collection('items').info()).toEqual({
+        name: 'legacy',
+        dim: 576,
+        model: null,
+        modelSha256: null,
+        points: 0,
+      });
       expect(ops('count_points').at(-1)!.body).toEqual({
         filter: { must_not: [{ key: 'centroid_of_kind', match: { any: ['catalog', 'photo'] } }] },
         exact: true,
