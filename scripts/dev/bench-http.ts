@@ -1,0 +1,206 @@
+// Load suite for the HTTP API (a developer tool; reads ../shared by default):
+//   npm run bench:http -- [--model PATH] [--data DIR] [--route /search] [--seconds 20] [--soak 300]
+// Starts the real server as a child process on 127.0.0.1 (embedded store in a temp dir, the catalog images of
+// the data set ingested), then drives it with autocannon at concurrency 1, 4, 16 and 64 for a fixed time
+// each, with real store photos resized to 1024×768 in rotation. Prints requests/s, p50/p99, status counts
+// and the server's peak RSS per level. Under overload only `503 busy` (with Retry-After) is acceptable: any
+// other non-2xx, socket error or timeout makes the run fail. `--soak S` then runs S seconds at concurrency 16
+// and reports RSS growth from its first to its last minute.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import { numberFlag, runTool, ToolUsageError } from './tool.js';
+
+const HELP = `Usage: npm run bench:http -- [--model PATH] [--data DIR] [--route R] [--seconds S] [--soak S]
+  --model    ONNX model with its sidecar (default ../shared/models/efficientnet_b0-random.onnx)
+  --data     folder with manifest.csv (file,item,kind): iconic images are ingested, store photos are the
+             queries (default ../shared/data/grocery-dev)
+  --route    /search (default) or /embed
+  --seconds  duration of each concurrency level (default 20)
+  --soak     also run this many seconds at concurrency 16 and report RSS growth (default 0: no soak)`;
+
+const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const PORT = 18790;
+const BOUNDARY = '----bench-http-boundary';
+const LEVELS = [1, 4, 16, 64];
+
+function multipartBody(bytes: Buffer): Buffer {
+  return Buffer.concat([
+    Buffer.from(
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n` +
+        'Content-Type: image/jpeg\r\n\r\n',
+    ),
+    bytes,
+    Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
+  ]);
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function startServer(dataDir: string, model: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'service/src/server.ts'], {
+    cwd: here,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATA_DIR: dataDir,
+      MODEL_PATH: model,
+      PORT: String(PORT),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
+    if (child.exitCode !== null) throw new Error(`the server exited: ${stderr.slice(-2000)}`);
+    const up = await fetch(`http://127.0.0.1:${PORT}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) return child;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the server did not start: ${stderr.slice(-2000)}`);
+}
+
+interface Level {
+  connections: number;
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  statuses: Record<string, number>;
+  errors: number;
+  timeouts: number;
+  peakRss: number;
+}
+
+async function drive(pid: number, route: string, bodies: Buffer[], connections: number, seconds: number) {
+  let next = 0;
+  let peakRss = rssMiB(pid);
+  const samples: number[] = [];
+  const poll = setInterval(() => {
+    const rss = rssMiB(pid);
+    peakRss = Math.max(peakRss, rss);
+    samples.push(rss);
+  }, 250);
+  try {
+    const result = await autocannon({
+      url: `http://127.0.0.1:${PORT}`,
+      connections,
+      duration: seconds,
+      timeout: 30,
+      requests: [
+        {
+          method: 'POST',
+          path: route,
+          headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+          setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length] }),
+        },
+      ],
+    });
+    const statuses: Record<string, number> = {};
+    for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = stat?.count ?? 0;
+    const level: Level = {
+      connections,
+      requests: result.requests.total,
+      rps: result.requests.average,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      statuses,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      peakRss,
+    };
+    return { level, samples };
+  } finally {
+    clearInterval(poll);
+  }
+}
+
+await runTool(HELP, async () => {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: path.join(here, '..', 'shared', 'models', 'efficientnet_b0-random.onnx') },
+      data: { type: 'string', default: path.join(here, '..', 'shared', 'data', 'grocery-dev') },
+      route: { type: 'string', default: '/search' },
+      seconds: { type: 'string', default: '20' },
+      soak: { type: 'string', default: '0' },
+    },
+  });
+  if (values.route !== '/search' && values.route !== '/embed') throw new ToolUsageError('--route: /search or /embed');
+  const seconds = numberFlag(values.seconds, 'seconds');
+  const soak = numberFlag(values.soak, 'soak', 0);
+  const manifest = path.join(values.data, 'manifest.csv');
+  const rows = readFileSync(manifest, 'utf8').trim().split('\n').slice(1);
+  const images = rows.map((row) => {
+    const [file, item, kind] = row.split(',');
+    return { file: path.join(values.data, file!), item: item!, kind: kind! };
+  });
+  const queries = await Promise.all(
+    images
+      .filter((image) => image.kind === 'natural')
+      .slice(0, 64)
+      .map(async (image) =>
+        multipartBody(await sharp(image.file).resize(1024, 768, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer()),
+      ),
+  );
+  const work = mkdtempSync(path.join(tmpdir(), 'bench-http-'));
+  const server = await startServer(work, path.resolve(values.model));
+  try {
+    for (const image of images.filter((i) => i.kind === 'iconic')) {
+      const form = new FormData();
+      form.set('item_id', image.item);
+      form.set('file', new Blob([readFileSync(image.file)]), 'catalog.jpg');
+      const response = await fetch(`http://127.0.0.1:${PORT}/ingest`, { method: 'POST', body: form });
+      if (response.status !== 201) throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
+    }
+    await drive(server.pid!, values.route, queries, 2, 3); // warm-up
+    console.log(
+      `${values.route}, ${path.basename(values.model)}, ${queries.length} store photos at 1024×768, ` +
+        `${seconds} s per level, server RSS before: ${rssMiB(server.pid!).toFixed(0)} MiB\n`,
+    );
+    console.log('| concurrency | requests | req/s | p50 ms | p99 ms | statuses | errors | peak RSS MiB |');
+    console.log('|---|---|---|---|---|---|---|---|');
+    const failures: string[] = [];
+    for (const connections of LEVELS) {
+      const { level } = await drive(server.pid!, values.route, queries, connections, seconds);
+      const statuses = Object.entries(level.statuses)
+        .map(([code, count]) => `${code}: ${count}`)
+        .join(', ');
+      console.log(
+        `| ${connections} | ${level.requests} | ${level.rps.toFixed(1)} | ${level.p50} | ${level.p99} | ` +
+          `${statuses} | ${level.errors + level.timeouts} | ${level.peakRss.toFixed(0)} |`,
+      );
+      const bad = Object.keys(level.statuses).filter((code) => code !== '200' && code !== '503');
+      if (bad.length > 0 || level.errors > 0 || level.timeouts > 0)
+        failures.push(`concurrency ${connections}: statuses ${bad.join(',') || '-'}, ${level.errors} errors`);
+    }
+    if (soak > 0) {
+      const { level, samples } = await drive(server.pid!, values.route, queries, 16, soak);
+      const window = Math.max(1, Math.min(240, Math.floor(samples.length / 5)));
+      const first = Math.max(...samples.slice(0, window));
+      const last = Math.max(...samples.slice(-window));
+      console.log(
+        `\nsoak: ${soak} s at concurrency 16, ${level.requests} requests, p99 ${level.p99} ms; ` +
+          `RSS ${first.toFixed(0)} → ${last.toFixed(0)} MiB (${(((last - first) / first) * 100).toFixed(1)} %), ` +
+          `peak ${level.peakRss.toFixed(0)} MiB`,
+      );
+    }
+    if (failures.length > 0) throw new Error(`answers other than 200 and 503: ${failures.join('; ')}`);
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+    rmSync(work, { recursive: true, force: true });
+  }
+});
