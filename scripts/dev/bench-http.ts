@@ -7,7 +7,7 @@
 // other non-2xx, socket error or timeout makes the run fail. `--soak S` then runs S seconds at concurrency 16
 // and reports RSS growth from its first to its last minute.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +21,8 @@ const HELP = `Usage: npm run bench:http -- [--model PATH] [--data DIR] [--route 
              queries (default ../shared/data/grocery-dev)
   --route    /search (default) or /embed
   --seconds  duration of each concurrency level (default 20)
-  --soak     also run this many seconds at concurrency 16 and report RSS growth (default 0: no soak)`;
+  --soak     also run this many seconds at concurrency 16 and report RSS growth (default 0: no soak)
+  --save-photos DIR  also write the query photos there (for scripts/dev/bench-torch-pipeline.py)`;
 
 const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const PORT = 18790;
@@ -136,6 +137,7 @@ await runTool(HELP, async () => {
       route: { type: 'string', default: '/search' },
       seconds: { type: 'string', default: '20' },
       soak: { type: 'string', default: '0' },
+      'save-photos': { type: 'string' },
     },
   });
   if (values.route !== '/search' && values.route !== '/embed') throw new ToolUsageError('--route: /search or /embed');
@@ -147,14 +149,18 @@ await runTool(HELP, async () => {
     const [file, item, kind] = row.split(',');
     return { file: path.join(values.data, file!), item: item!, kind: kind! };
   });
-  const queries = await Promise.all(
+  const photos = await Promise.all(
     images
       .filter((image) => image.kind === 'natural')
       .slice(0, 64)
-      .map(async (image) =>
-        multipartBody(await sharp(image.file).resize(1024, 768, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer()),
-      ),
+      .map((image) => sharp(image.file).resize(1024, 768, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer()),
   );
+  const saveTo = values['save-photos'];
+  if (saveTo) {
+    mkdirSync(saveTo, { recursive: true });
+    photos.forEach((bytes, i) => writeFileSync(path.join(saveTo, `q${String(i).padStart(2, '0')}.jpg`), bytes));
+  }
+  const queries = photos.map(multipartBody);
   const work = mkdtempSync(path.join(tmpdir(), 'bench-http-'));
   const server = await startServer(work, path.resolve(values.model));
   try {
