@@ -289,8 +289,10 @@ export class Catalog {
       .filter((match) => match.score >= nearCopy)
       .map((match) => match.item_id);
     if (scores.size === 0) return { match: 'none', results: [] };
-    // An item found through one kind may have images of another: that centroid counts too.
-    const incomplete = [...scores].filter(([, byKind]) => kinds.some((kind) => byKind[kind] === undefined));
+    // An item found through one kind may have images of another: that centroid counts too (kinds without
+    // statistics of their own do not count for items that have another, see scoring.ts).
+    const counted = kinds.filter((kind) => stats.kinds[kind] !== undefined);
+    const incomplete = [...scores].filter(([, byKind]) => counted.some((kind) => byKind[kind] === undefined));
     if (incomplete.length > 0) {
       for (const centroid of await collection.centroidsOf(incomplete.map(([itemId]) => itemId))) {
         const byKind = scores.get(centroid.item_id)!;
