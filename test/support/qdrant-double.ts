@@ -2,8 +2,8 @@
 // server on 127.0.0.1 that @qdrant/js-client-rest talks to, serving in memory exactly the endpoints the
 // store adapter and the operations scripts use.
 //
-// Strict means: every request is checked against the pinned Qdrant OpenAPI spec when ../shared has it
-// (see qdrant-openapi.ts) and by hand otherwise; a request the real server would refuse gets Qdrant's
+// Strict means: every request is checked against the pinned Qdrant OpenAPI spec when QDRANT_OPENAPI_SPEC
+// names it (see qdrant-openapi.ts) and by hand otherwise; a request the real server would refuse gets Qdrant's
 // 4xx and is recorded as a violation, and so is a valid request the double cannot serve. Tests call
 // assertNoViolations() so that such a request fails them loudly. Every write records whether it carried
 // wait=true; a write without it is applied later, as real Qdrant does, so a read right after it is stale.
@@ -20,7 +20,7 @@ import { loadQdrantOpenApi, QDRANT_VERSION, type QdrantOpenApi } from './qdrant-
 export interface QdrantDoubleOptions {
   /** When set, every request needs header `api-key` (or `Authorization: Bearer`) with this value. */
   apiKey?: string;
-  /** The OpenAPI spec to validate against; null = hand checks only. Default: ../shared's pinned copy. */
+  /** The OpenAPI spec to validate against; null = hand checks only. Default: QDRANT_OPENAPI_SPEC, if set. */
   specPath?: string | null;
   /** How long a write without wait=true stays invisible (ms). */
   unwaitedDelayMs?: number;

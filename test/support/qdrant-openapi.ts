@@ -3,18 +3,20 @@
 // accepts is checked against the operation's parameters and request body, with the spec's OpenAPI 3.0
 // dialect (nullable, formats such as uint64) translated to JSON Schema for ajv.
 //
-// The spec lives outside the repository (../shared/qdrant); a fresh clone has no copy, and then
-// loadQdrantOpenApi returns the reason instead of validators.
+// The spec is not part of the repository, and tests read nothing outside it unless asked: the spec is used
+// only when QDRANT_OPENAPI_SPEC names Qdrant's openapi.json (e.g. ../shared/qdrant/openapi-v1.18.3.json);
+// otherwise loadQdrantOpenApi returns the reason instead of validators, and the tests print it.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 
 export const QDRANT_VERSION = '1.18.3';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const defaultSpecPath = path.resolve(repoRoot, '..', 'shared', 'qdrant', `openapi-v${QDRANT_VERSION}.json`);
+/** Qdrant's openapi.json to validate against, when QDRANT_OPENAPI_SPEC names one (a path, resolved as given). */
+export const defaultSpecPath: string | undefined = process.env.QDRANT_OPENAPI_SPEC
+  ? path.resolve(process.env.QDRANT_OPENAPI_SPEC)
+  : undefined;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -71,18 +73,24 @@ export type LoadedSpec = { spec: QdrantOpenApi } | { skipped: string };
 
 const cache = new Map<string, LoadedSpec>();
 
+const HAND_CHECKS =
+  `the Qdrant double checks only routes, required fields and vector widths by hand, not every request ` +
+  `against Qdrant ${QDRANT_VERSION}'s schema`;
+
 /** Loads and compiles the spec once per process and path. */
-export function loadQdrantOpenApi(specPath: string = defaultSpecPath): LoadedSpec {
+export function loadQdrantOpenApi(specPath: string | undefined = defaultSpecPath): LoadedSpec {
+  if (specPath === undefined) {
+    return {
+      skipped:
+        `QDRANT_OPENAPI_SPEC is not set: ${HAND_CHECKS}. To validate against the spec, set it to Qdrant ` +
+        `${QDRANT_VERSION}'s openapi.json (e.g. QDRANT_OPENAPI_SPEC=../shared/qdrant/openapi-v${QDRANT_VERSION}.json).`,
+    };
+  }
   let loaded = cache.get(specPath);
   if (!loaded) {
     loaded = existsSync(specPath)
       ? { spec: compile(JSON.parse(readFileSync(specPath, 'utf8')) as JsonObject) }
-      : {
-          skipped:
-            `Qdrant OpenAPI spec not found at ${specPath} (../shared is absent): the Qdrant double checks only ` +
-            `routes, required fields and vector widths by hand, not every request against Qdrant ` +
-            `${QDRANT_VERSION}'s schema.`,
-        };
+      : { skipped: `QDRANT_OPENAPI_SPEC names ${specPath}, which does not exist: ${HAND_CHECKS}.` };
     cache.set(specPath, loaded);
   }
   return loaded;
