@@ -5,13 +5,12 @@
 // or out-of-catalog ones (AUROC), next to the best-image baseline (what the service did before item-level
 // scoring: each item ranked by its closest image, the top cosine as the confidence), computed in the same
 // run from the service's own /embed vectors. Also: how the `match` verdicts behave, and search latency.
-import { parseArgs } from 'node:util';
 import {
   auroc,
   PROTOCOL_TITLES,
   PROTOCOLS,
   protocolOf,
-  readProducts,
+  evaluationArgs,
   ServiceUnderTest,
   type Protocol,
   type Query,
@@ -78,21 +77,15 @@ const median = (values: number[]) => {
 const f2 = (x: number) => (Number.isNaN(x) ? '  -  ' : x.toFixed(2));
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      model: { type: 'string', default: '../shared/models/mobilenetv2-int8-pretrained.onnx' },
-      data: { type: 'string', default: '../shared/data/grocery-dev' },
-    },
-  });
-  const products = readProducts(values.data);
-  const sut = await ServiceUnderTest.start(values.model);
+  const { model, data, products } = evaluationArgs();
+  const sut = await ServiceUnderTest.start(model);
   try {
     const files = new Set(products.flatMap((p) => [...p.catalog, ...p.photos]));
     const vectors = new Map<string, Float32Array>();
     for (const file of files) vectors.set(file, await sut.embed(file));
     const photos = products.reduce((n, p) => n + p.photos.length, 0);
-    console.log(`model ${values.model}`);
-    console.log(`data ${values.data}: ${products.length} products, ${photos} store photos\n`);
+    console.log(`model ${model}`);
+    console.log(`data ${data}: ${products.length} products, ${photos} store photos\n`);
     const header = ['protocol', 'queries', 'ranking', 'r@1', 'r@5', 'AUROC'];
     const rows: string[][] = [];
     const verdicts: string[][] = [];

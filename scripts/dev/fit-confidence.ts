@@ -7,9 +7,15 @@
 // behind `match`: `confident` where at least 90 % of first rows are right, `none` below the point that hides
 // at most 10 % of the right answers. It prints CONFIDENCE_MODEL to paste into scoring.ts.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { CONFIDENCE_MODEL } from '../../service/src/catalog/scoring.js';
-import { auroc, PROTOCOLS, protocolOf, readProducts, ServiceUnderTest, type ProtocolName } from './search-protocols.js';
+import {
+  auroc,
+  evaluationArgs,
+  PROTOCOLS,
+  protocolOf,
+  ServiceUnderTest,
+  type ProtocolName,
+} from './search-protocols.js';
 import { runTool } from './tool.js';
 
 const HELP = `Usage: npm run fit:confidence -- [--model PATH] [--data DIR]
@@ -61,15 +67,9 @@ function fit(samples: Sample[]): Model {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      model: { type: 'string', default: '../shared/models/mobilenetv2-int8-pretrained.onnx' },
-      data: { type: 'string', default: '../shared/data/grocery-dev' },
-    },
-  });
-  const products = readProducts(values.data);
+  const { model: modelPath, products } = evaluationArgs();
   const fold = new Map(products.map((p, i) => [p.item, i % 3]));
-  const sut = await ServiceUnderTest.start(values.model);
+  const sut = await ServiceUnderTest.start(modelPath);
   const samples: Sample[] = [];
   try {
     for (const name of PROTOCOLS) {

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { buildApp } from '../../service/src/app.js';
 import { loadConfig } from '../../service/src/config.js';
 import { openService, type Service } from '../../service/src/service.js';
@@ -53,6 +54,17 @@ export interface Protocol {
   name: ProtocolName;
   references: Reference[];
   queries: Query[];
+}
+
+/** The two flags every search evaluation takes (--model, --data), with the data set's products read. */
+export function evaluationArgs(): { model: string; data: string; products: Product[] } {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: '../shared/models/mobilenetv2-int8-pretrained.onnx' },
+      data: { type: 'string', default: '../shared/data/grocery-dev' },
+    },
+  });
+  return { model: values.model, data: values.data, products: readProducts(values.data) };
 }
 
 export function readProducts(dir: string): Product[] {
