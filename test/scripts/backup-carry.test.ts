@@ -5,14 +5,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runBackup } from '../../scripts/backup.js';
 import { runRestore } from '../../scripts/restore.js';
-import { ImageFiles } from '../../service/src/catalog/image-files.js';
-import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
-import { storeBackup } from '../../service/src/store/open-store.js';
-import { createQdrantStore } from '../../service/src/store/qdrant/store.js';
 import type { VectorStore } from '../../service/src/store/port.js';
 import { multipart, type TestApp } from '../support/app.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';
-import { picture, recordingReporter, STORES } from './helpers.js';
+import { backupDepsOf, picture, restoreDepsOf, STORES } from './helpers.js';
 
 const ITEMS = ['JUICE-1', 'MILK-1', 'MILK-2'];
 
@@ -57,35 +53,14 @@ describe.each(STORES)('backup and restore carry kinds, item fields and centroids
     ]);
     expect(before.images[1][0]).toMatchObject({ item_group: 'Milk', brand: 'Arla', disabled: true });
     const backupDir = path.join(t.dir, 'backups');
-    const quiet = { info: () => {}, warn: () => {} };
-    await runBackup({
-      store: t.store,
-      files: new ImageFiles(t.config.imageStorageDir),
-      alias: 'items',
-      backupDir,
-      keep: 3,
-      reporter: recordingReporter(),
-      backup: storeBackup(t.config, t.store, quiet),
-    });
+    await runBackup(backupDepsOf(t, backupDir));
     expect((await t.app.inject({ method: 'DELETE', url: '/items' })).statusCode).toBe(200);
     expect(await t.store.collection('items').centroidsOf(ITEMS)).toEqual([]);
     await t.app.close();
     await t.store.close();
-    const openStore = () =>
-      double ? createQdrantStore({ url: double.url }) : openEmbeddedStore({ dataDir: t.config.dataDir });
-    await runRestore(
-      {
-        kind: setup.kind,
-        openStore,
-        files: new ImageFiles(t.config.imageStorageDir),
-        alias: 'items',
-        backupDir,
-        reporter: recordingReporter(),
-        backupOf: (store) => storeBackup(t.config, store, quiet),
-      },
-      {},
-    );
-    const store = openStore();
+    const restore = restoreDepsOf(t, setup.kind, double, backupDir);
+    await runRestore(restore, {});
+    const store = restore.openStore();
     try {
       const after = await snapshot(store);
       expect(after.images).toEqual(before.images);

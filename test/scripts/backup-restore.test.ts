@@ -13,15 +13,22 @@ import {
   writeMigrationState,
   type MigrationState,
 } from '../../scripts/migrate/state.js';
-import { storeBackup } from '../../service/src/store/open-store.js';
 import { QdrantSnapshots } from '../../service/src/store/qdrant/snapshots.js';
 import { runRestore, type RestoreDeps } from '../../scripts/restore.js';
 import { ImageFiles } from '../../service/src/catalog/image-files.js';
-import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
 import { createQdrantStore } from '../../service/src/store/qdrant/store.js';
 import type { TestApp } from '../support/app.js';
 import type { QdrantDouble } from '../support/qdrant-double.js';
-import { addImage, ingest, picture, recordingReporter, search, STORES } from './helpers.js';
+import {
+  addImage,
+  backupDepsOf,
+  ingest,
+  picture,
+  recordingReporter,
+  restoreDepsOf,
+  search,
+  STORES,
+} from './helpers.js';
 
 describe.each(STORES)('backup and restore on the $kind store', (setup) => {
   let t: TestApp;
@@ -39,29 +46,11 @@ describe.each(STORES)('backup and restore on the $kind store', (setup) => {
   });
   afterEach(() => close());
 
-  const deps = (overrides: Partial<BackupDeps> = {}): BackupDeps => ({
-    store: t.store,
-    files: new ImageFiles(t.config.imageStorageDir),
-    alias: 'items',
-    backupDir,
-    keep: 3,
-    reporter: recordingReporter(),
-    backup: storeBackup(t.config, t.store, { info: () => {}, warn: () => {} }),
-    now: () => new Date((clock += 60_000)),
-    ...overrides,
-  });
+  const deps = (overrides: Partial<BackupDeps> = {}): BackupDeps =>
+    backupDepsOf(t, backupDir, { now: () => new Date((clock += 60_000)), ...overrides });
 
-  const restoreDeps = (overrides: Partial<RestoreDeps> = {}): RestoreDeps => ({
-    kind: setup.kind,
-    openStore: () =>
-      double ? createQdrantStore({ url: double.url }) : openEmbeddedStore({ dataDir: t.config.dataDir }),
-    files: new ImageFiles(t.config.imageStorageDir),
-    alias: 'items',
-    backupDir,
-    reporter: recordingReporter(),
-    backupOf: (store) => storeBackup(t.config, store, { info: () => {}, warn: () => {} }),
-    ...overrides,
-  });
+  const restoreDeps = (overrides: Partial<RestoreDeps> = {}): RestoreDeps =>
+    restoreDepsOf(t, setup.kind, double, backupDir, overrides);
 
   /** Stops the API: closes the app and its store (an embedded restore needs the database unused). */
   const stopApi = async () => {

@@ -1,8 +1,13 @@
 // Shared pieces of the operations tests: a reporter that records what a command says, ingesting through
-// the real API, and the two stores every end-to-end test runs against (embedded, and Qdrant through the
-// strict double).
+// the real API, the two stores every end-to-end test runs against (embedded, and Qdrant through the
+// strict double), and what backup and restore need for a test app.
 import { expect } from 'vitest';
+import type { BackupDeps } from '../../scripts/backup.js';
 import type { Reporter } from '../../scripts/cli.js';
+import type { RestoreDeps } from '../../scripts/restore.js';
+import { ImageFiles } from '../../service/src/catalog/image-files.js';
+import { openEmbeddedStore } from '../../service/src/store/embedded/store.js';
+import { storeBackup } from '../../service/src/store/open-store.js';
 import { ModelRegistry } from '../../service/src/embedding/registry.js';
 import { createQdrantStore } from '../../service/src/store/qdrant/store.js';
 import { multipart, startTestApp, type TestApp } from '../support/app.js';
@@ -118,3 +123,40 @@ export const STORES: StoreSetup[] = [
     },
   },
 ];
+
+const quietLog = { info: () => {}, warn: () => {} };
+
+/** What runBackup needs to back up a test app's store and images into `backupDir` (keeping 3). */
+export function backupDepsOf(t: TestApp, backupDir: string, overrides: Partial<BackupDeps> = {}): BackupDeps {
+  return {
+    store: t.store,
+    files: new ImageFiles(t.config.imageStorageDir),
+    alias: 'items',
+    backupDir,
+    keep: 3,
+    reporter: recordingReporter(),
+    backup: storeBackup(t.config, t.store, quietLog),
+    ...overrides,
+  };
+}
+
+/** What runRestore needs for a test app: a new store of the same kind (the double's, or the data dir's). */
+export function restoreDepsOf(
+  t: TestApp,
+  kind: 'embedded' | 'qdrant',
+  double: QdrantDouble | undefined,
+  backupDir: string,
+  overrides: Partial<RestoreDeps> = {},
+): RestoreDeps {
+  return {
+    kind,
+    openStore: () =>
+      double ? createQdrantStore({ url: double.url }) : openEmbeddedStore({ dataDir: t.config.dataDir }),
+    files: new ImageFiles(t.config.imageStorageDir),
+    alias: 'items',
+    backupDir,
+    reporter: recordingReporter(),
+    backupOf: (store) => storeBackup(t.config, store, quietLog),
+    ...overrides,
+  };
+}
