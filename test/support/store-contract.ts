@@ -132,6 +132,7 @@ export function describeStoreContract(
         const missing = store.collection(`${prefix}_missing`);
         expect(await missing.info()).toBeUndefined();
         expect(await missing.count()).toBe(0);
+        expect(await missing.countItems()).toBe(0);
         expect(await missing.itemImages('x')).toEqual([]);
         expect(await missing.image(randomUUID())).toBeUndefined();
         expect(await missing.scroll({ limit: 10 })).toEqual({ points: [] });
@@ -658,6 +659,7 @@ export function describeStoreContract(
           want.map(({ item_id, kind, count }) => ({ item_id, kind, count })),
         );
         got.forEach((g, i) => Array.from(g.vector).forEach((x, j) => expect(x).toBeCloseTo(want[i].vector[j], 4)));
+        expect(await c.countItems()).toBe(new Set(live.map((p) => p.record.item_id)).size);
       };
       const point = (item: string, second: number, kind: 'catalog' | 'photo'): Point => ({
         record: makeRecord(item, second, { kind }),

@@ -43,6 +43,7 @@ import {
 import { l2Normalize } from '../embedding/model.js';
 import { makeThumbnail, thumbnailVariant, type ThumbnailSize } from '../images/thumbnail.js';
 import { isNotFound } from '../lib/files.js';
+import { timedCollection, type StoreObserver } from '../store/timed.js';
 
 export type { Log as Logger } from '../log.js';
 
@@ -115,8 +116,20 @@ export class Catalog {
   private live?: Live;
   private refreshing?: Promise<Live>;
 
+  private storeObserver?: StoreObserver;
+
   private constructor(private readonly options: CatalogOptions) {
     this.locks = options.itemLock ?? new KeyedLock();
+  }
+
+  /** Store calls made from now on report their durations here (/metrics). */
+  observeStore(observer: StoreObserver): void {
+    this.storeObserver = observer;
+  }
+
+  /** A collection of the store whose calls are timed for whoever observes the store. */
+  private collection(name: string): Collection {
+    return timedCollection(this.options.store.collection(name), () => this.storeObserver);
   }
 
   /**
@@ -171,7 +184,7 @@ export class Catalog {
           `${name} sha256 ${sha256}, assumed to be the weights that made it.`,
       );
     }
-    catalog.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
+    catalog.live = { collection: catalog.collection(info.name), info, embedder, at: Date.now() };
     await store.ensureSchema(info.name);
     // With a cross-process lock, recovery runs while no process is writing any item, so every staged file and
     // journaled delete it finds is left by a process that died (another one may be running right now).
@@ -233,7 +246,7 @@ export class Catalog {
           `makes ${embedder.manifest.dim}-d vectors. Run: ${MIGRATE_HINT}.`,
       );
     }
-    this.live = { collection: store.collection(info.name), info, embedder, at: Date.now() };
+    this.live = { collection: this.collection(info.name), info, embedder, at: Date.now() };
     return this.live;
   }
 
@@ -245,10 +258,15 @@ export class Catalog {
     return { collection: live.info.name, model: name, model_sha256: sha256, dim: live.info.dim };
   }
 
-  /** What /metrics reports of the live collection: ready()'s answer and its number of images. */
-  async stats(): Promise<Awaited<ReturnType<Catalog['ready']>> & { images: number }> {
+  /** What /metrics reports of the live collection: ready()'s answer and its numbers of images and items. */
+  async stats(): Promise<Awaited<ReturnType<Catalog['ready']>> & { images: number; items: number }> {
     const live = await this.current();
-    return { ...(await this.ready()), images: await live.collection.count() };
+    const [ready, images, items] = await Promise.all([
+      this.ready(),
+      live.collection.count(),
+      live.collection.countItems(),
+    ]);
+    return { ...ready, images, items };
   }
 
   async embed(bytes: Buffer): Promise<{ model: string; dim: number; vector: Float32Array }> {

@@ -53,6 +53,16 @@ export class Metrics {
       inferred: (seconds) => inference.observe(seconds),
     };
     models?.observe(this.embedding);
+    const store = new Histogram({
+      name: 'store_operation_seconds',
+      help: 'One call of the catalog to the vector store, by operation (the store port method) and outcome.',
+      labelNames: ['operation', 'outcome'] as const,
+      buckets: WORK_BUCKETS,
+      registers: [this.registry],
+    });
+    catalog.observeStore((operation, seconds, ok) =>
+      store.observe({ operation, outcome: ok ? 'ok' : 'error' }, seconds),
+    );
     new Gauge({
       name: 'embedding_queue_depth',
       help: 'Images waiting for a free embedding slot right now.',
@@ -61,7 +71,7 @@ export class Metrics {
         this.set(models?.queued ?? 0);
       },
     });
-    // Read at scrape time, once for the three gauges (prom-client collects them concurrently); when the store
+    // Read at scrape time, once for the four gauges (prom-client collects them concurrently); when the store
     // does not answer, the collection gauges are left out of that scrape and store_up says 0.
     let pending: { at: number; stats: Promise<Awaited<ReturnType<Catalog['stats']>> | undefined> } | undefined;
     const stats = () => {
@@ -79,6 +89,17 @@ export class Metrics {
         this.reset();
         const live = await stats();
         if (live) this.set({ collection: live.collection }, live.images);
+      },
+    });
+    new Gauge({
+      name: 'collection_items',
+      help: 'Items (with at least one image) in the live collection.',
+      labelNames: ['collection'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const live = await stats();
+        if (live) this.set({ collection: live.collection }, live.items);
       },
     });
     new Gauge({

@@ -100,6 +100,8 @@ export interface Collection {
   deleteAll(): Promise<void>;
   scroll(options: { after?: string; limit: number; withVectors?: boolean }): Promise<ScrollPage>;
   count(): Promise<number>;
+  /** Items with at least one image (0 when the collection does not exist). */
+  countItems(): Promise<number>;
 }
 
 export interface VectorStore {

@@ -23,8 +23,24 @@ afterEach(async () => {
 
 describe('GET /metrics', () => {
   it('parses as Prometheus text format and has the metrics of requests, embedding, model and process', async () => {
-    t = await startTestApp({ env: { IMAGE_SEARCH_READ_KEY: 'reader-key-1234567890' } });
+    const env = { IMAGE_SEARCH_READ_KEY: 'reader-key-1234567890', IMAGE_SEARCH_API_KEY: 'writer-key-1234567890' };
+    t = await startTestApp({ env });
     const headers = { 'image-search-api-key': 'reader-key-1234567890' };
+    // Three images of two items.
+    for (const [url, itemId, seed] of [
+      ['/ingest', 'a', 11],
+      ['/items/a/images', 'a', 12],
+      ['/ingest', 'b', 13],
+    ] as const) {
+      const form = await multipart({ item_id: itemId }, { bytes: await images.jpeg(160, 120, seed) });
+      const ingest = await t.app.inject({
+        method: 'POST',
+        url,
+        ...form,
+        headers: { ...form.headers, 'image-search-api-key': 'writer-key-1234567890' },
+      });
+      expect(ingest.statusCode, ingest.body).toBe(201);
+    }
     const photo = await images.jpeg(320, 240, 3);
     for (let i = 0; i < 2; i++) {
       const form = await multipart({}, { bytes: photo });
@@ -73,8 +89,12 @@ describe('GET /metrics', () => {
       value: '1',
     });
     expect(family('collection_images').metrics).toEqual([
-      { labels: { collection: 'items_test_model_64' }, value: '0' },
+      { labels: { collection: 'items_test_model_64' }, value: '3' },
     ]);
+    expect(family('collection_items').metrics).toEqual([{ labels: { collection: 'items_test_model_64' }, value: '2' }]);
+    // Every store call is timed by its port method: the ingests wrote, the searches searched centroids.
+    expect(histogramCount('store_operation_seconds', '{operation="upsert",outcome="ok"}')).toBe(3);
+    expect(histogramCount('store_operation_seconds', '{operation="searchCentroids",outcome="ok"}')).toBeGreaterThan(0);
     const sha256 = createHash('sha256').update(readFileSync(t.config.modelPath)).digest('hex');
     expect(family('model_info').metrics).toEqual([
       { labels: { collection: 'items_test_model_64', model: 'test_model', sha256, dim: '64' }, value: '1' },

@@ -240,6 +240,17 @@ describe('qdrant adapter specifics (on the double)', () => {
     const upserts = ops('upsert_points').length;
     await store.ensureSchema('old');
     expect(ops('upsert_points').length).toBe(upserts);
+    expect(await collection.countItems()).toBe(2);
+
+    // Centroids of the release before items were counted have no marker: the next start rebuilds them.
+    await store.client.setPayload('old', {
+      payload: { counts_item: false },
+      filter: { must: [{ key: 'centroid_of_kind', match: { any: ['catalog', 'photo'] } }] },
+      wait: true,
+    });
+    expect(await collection.countItems()).toBe(0);
+    await store.ensureSchema('old');
+    expect(await collection.countItems()).toBe(2);
   });
 
   it('a 4xx that shows a bug in the request stays an error, not an outage', async () => {

@@ -386,4 +386,14 @@ export class EmbeddedCollection implements Collection {
   async count(): Promise<number> {
     return (await this.info())?.points ?? 0;
   }
+
+  async countItems(): Promise<number> {
+    const resolved = this.store.resolve(this.name);
+    if (!resolved) return 0;
+    // item_kinds has a row per (item, kind) with images, indexed by collection: no scan of the points.
+    return this.db
+      .prepare('SELECT COUNT(DISTINCT item_id) FROM item_kinds WHERE collection = ?')
+      .pluck()
+      .get(resolved.name) as number;
+  }
 }

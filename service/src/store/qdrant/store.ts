@@ -71,6 +71,9 @@ const toVector = (vector: unknown): Float32Array | undefined =>
  */
 const CENTROID = 'centroid_of_kind';
 const IS_CENTROID: Schemas['Condition'] = { key: CENTROID, match: { any: IMAGE_KINDS } };
+/** Set on one centroid of each item (of its first kind with images), so that counting items is one count. */
+const COUNTS_ITEM = 'counts_item';
+const itemMarkers: Schemas['Filter'] = { must: [IS_CENTROID, { key: COUNTS_ITEM, match: { value: true } }] };
 /** All points of an item: its images and its centroids. */
 const itemFilter = (itemId: string): Schemas['Filter'] => ({ must: [{ key: 'item_id', match: { value: itemId } }] });
 /** The images of an item. */
@@ -94,6 +97,7 @@ const PAYLOAD_INDEXES: Array<{ field: string; schema: 'keyword' | 'bool' }> = [
   { field: 'disabled', schema: 'bool' },
   { field: 'kind', schema: 'keyword' },
   { field: CENTROID, schema: 'keyword' },
+  { field: COUNTS_ITEM, schema: 'bool' },
 ];
 
 /** A search's filter in Qdrant's terms (undefined: none). Points without `disabled` (older ones) count as enabled. */
@@ -282,8 +286,15 @@ export class QdrantStore implements VectorStore {
     );
     const count = (filter: Schemas['Filter']) =>
       this.call(`counting the points of ${collection}`, (c) => c.count(collection, { filter, exact: true }));
-    const [images, centroids] = await Promise.all([count(imagesOnly), count({ must: [IS_CENTROID] })]);
-    if (images.count > 0 && centroids.count === 0) await this.collection(collection).rebuildCentroids();
+    const [images, centroids, markers] = await Promise.all([
+      count(imagesOnly),
+      count({ must: [IS_CENTROID] }),
+      count(itemMarkers),
+    ]);
+    // Centroids written before items were counted lack the marker: rebuilding them adds it.
+    if (images.count > 0 && (centroids.count === 0 || markers.count === 0)) {
+      await this.collection(collection).rebuildCentroids();
+    }
   }
 
   async deleteCollection(name: string): Promise<void> {
@@ -400,7 +411,12 @@ class QdrantCollection implements Collection {
         points.push({
           id: centroidId(itemId, kind),
           vector: Array.from(sum, (x) => x / norm),
-          payload: { ...itemFieldsOf(newest), [CENTROID]: kind, count: ofKind.length },
+          payload: {
+            ...itemFieldsOf(newest),
+            [CENTROID]: kind,
+            count: ofKind.length,
+            [COUNTS_ITEM]: points.length === 0,
+          },
         });
       }
       if (points.length > 0) {
@@ -640,6 +656,13 @@ class QdrantCollection implements Collection {
   async count(): Promise<number> {
     const result = await this.store.callOr(`counting points of ${this.name}`, undefined, (c) =>
       c.count(this.name, { filter: imagesOnly, exact: true }),
+    );
+    return result?.count ?? 0;
+  }
+
+  async countItems(): Promise<number> {
+    const result = await this.store.callOr(`counting the items of ${this.name}`, undefined, (c) =>
+      c.count(this.name, { filter: itemMarkers, exact: true }),
     );
     return result?.count ?? 0;
   }
