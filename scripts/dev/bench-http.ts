@@ -6,13 +6,21 @@
 // and the server's peak RSS per level. Under overload only `503 busy` (with Retry-After) is acceptable: any
 // other non-2xx, socket error or timeout makes the run fail. `--soak S` then runs S seconds at concurrency 16
 // and reports RSS growth from its first to its last minute.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import sharp from 'sharp';
+import {
+  BOUNDARY,
+  dataImages,
+  here,
+  multipartBody,
+  queryPhotos,
+  rssMiB,
+  startServer,
+  stopServer,
+} from './bench-server.js';
 import { numberFlag, runTool, ToolUsageError } from './tool.js';
 
 const HELP = `Usage: npm run bench:http -- [--model PATH] [--data DIR] [--route R] [--seconds S] [--soak S]
@@ -24,55 +32,8 @@ const HELP = `Usage: npm run bench:http -- [--model PATH] [--data DIR] [--route 
   --soak     also run this many seconds at concurrency 16 and report RSS growth (default 0: no soak)
   --save-photos DIR  also write the query photos there (for scripts/dev/bench-torch-pipeline.py)`;
 
-const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const PORT = 18790;
-const BOUNDARY = '----bench-http-boundary';
 const LEVELS = [1, 4, 16, 64];
-
-function multipartBody(bytes: Buffer): Buffer {
-  return Buffer.concat([
-    Buffer.from(
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n` +
-        'Content-Type: image/jpeg\r\n\r\n',
-    ),
-    bytes,
-    Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
-  ]);
-}
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-async function startServer(dataDir: string, model: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/src/server.ts'], {
-    cwd: here,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATA_DIR: dataDir,
-      MODEL_PATH: model,
-      PORT: String(PORT),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
-    if (child.exitCode !== null) throw new Error(`the server exited: ${stderr.slice(-2000)}`);
-    const up = await fetch(`http://127.0.0.1:${PORT}/health`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) return child;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`the server did not start: ${stderr.slice(-2000)}`);
-}
 
 interface Level {
   connections: number;
@@ -143,18 +104,8 @@ await runTool(HELP, async () => {
   if (values.route !== '/search' && values.route !== '/embed') throw new ToolUsageError('--route: /search or /embed');
   const seconds = numberFlag(values.seconds, 'seconds');
   const soak = numberFlag(values.soak, 'soak', 0);
-  const manifest = path.join(values.data, 'manifest.csv');
-  const rows = readFileSync(manifest, 'utf8').trim().split('\n').slice(1);
-  const images = rows.map((row) => {
-    const [file, item, kind] = row.split(',');
-    return { file: path.join(values.data, file!), item: item!, kind: kind! };
-  });
-  const photos = await Promise.all(
-    images
-      .filter((image) => image.kind === 'natural')
-      .slice(0, 64)
-      .map((image) => sharp(image.file).resize(1024, 768, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer()),
-  );
+  const images = dataImages(values.data);
+  const photos = await queryPhotos(images, 64);
   const saveTo = values['save-photos'];
   if (saveTo) {
     mkdirSync(saveTo, { recursive: true });
@@ -162,7 +113,7 @@ await runTool(HELP, async () => {
   }
   const queries = photos.map(multipartBody);
   const work = mkdtempSync(path.join(tmpdir(), 'bench-http-'));
-  const server = await startServer(work, path.resolve(values.model));
+  const server = await startServer({ dataDir: work, model: path.resolve(values.model), port: PORT });
   try {
     for (const image of images.filter((i) => i.kind === 'iconic')) {
       const form = new FormData();
@@ -205,8 +156,7 @@ await runTool(HELP, async () => {
     }
     if (failures.length > 0) throw new Error(`answers other than 200 and 503: ${failures.join('; ')}`);
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('exit', resolve));
+    await stopServer(server);
     rmSync(work, { recursive: true, force: true });
   }
 });
