@@ -30,7 +30,11 @@ const HELP = `Usage: npm run bench:http -- [--model PATH] [--data DIR] [--route 
   --route    /search (default) or /embed
   --seconds  duration of each concurrency level (default 20)
   --soak     also run this many seconds at concurrency 16 and report RSS growth (default 0: no soak)
-  --save-photos DIR  also write the query photos there (for scripts/dev/bench-torch-pipeline.py)`;
+  --save-photos DIR  also write the query photos there (for scripts/dev/bench-torch-pipeline.py)
+  --glibc-defaults   run the server without the image's malloc settings (MALLOC_ENV), to compare`;
+
+/** The malloc settings of the production image (service/Dockerfile): the server runs as deployed. */
+const MALLOC_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 const PORT = 18790;
 const LEVELS = [1, 4, 16, 64];
@@ -99,6 +103,7 @@ await runTool(HELP, async () => {
       seconds: { type: 'string', default: '20' },
       soak: { type: 'string', default: '0' },
       'save-photos': { type: 'string' },
+      'glibc-defaults': { type: 'boolean', default: false },
     },
   });
   if (values.route !== '/search' && values.route !== '/embed') throw new ToolUsageError('--route: /search or /embed');
@@ -113,7 +118,12 @@ await runTool(HELP, async () => {
   }
   const queries = photos.map(multipartBody);
   const work = mkdtempSync(path.join(tmpdir(), 'bench-http-'));
-  const server = await startServer({ dataDir: work, model: path.resolve(values.model), port: PORT });
+  const server = await startServer({
+    dataDir: work,
+    model: path.resolve(values.model),
+    port: PORT,
+    env: values['glibc-defaults'] ? {} : MALLOC_ENV,
+  });
   try {
     for (const image of images.filter((i) => i.kind === 'iconic')) {
       const form = new FormData();
@@ -125,7 +135,8 @@ await runTool(HELP, async () => {
     await drive(server.pid!, values.route, queries, 2, 3); // warm-up
     console.log(
       `${values.route}, ${path.basename(values.model)}, ${queries.length} store photos at 1024×768, ` +
-        `${seconds} s per level, server RSS before: ${rssMiB(server.pid!).toFixed(0)} MiB\n`,
+        `${seconds} s per level, ${values['glibc-defaults'] ? 'glibc malloc defaults' : 'malloc as in the image'}, ` +
+        `server RSS before: ${rssMiB(server.pid!).toFixed(0)} MiB\n`,
     );
     console.log('| concurrency | requests | req/s | p50 ms | p99 ms | statuses | errors | peak RSS MiB |');
     console.log('|---|---|---|---|---|---|---|---|');

@@ -106,6 +106,8 @@ describe('service/Dockerfile', () => {
     const runtime = stage('runtime');
     expect(all(runtime, 'USER')).toEqual(['10001:10001']);
     expect(all(runtime, 'ENV').join(' ')).toMatch(/NODE_ENV=production/);
+    // The memory settings bench:http measures with (MALLOC_ENV there).
+    expect(all(runtime, 'ENV').join(' ')).toMatch(/MALLOC_ARENA_MAX=2 .*MALLOC_TRIM_THRESHOLD_=131072/);
     expect(all(runtime, 'ENV').join(' ')).toMatch(/MODEL_PATH=\/app\/models\/efficientnet_b0\.onnx/);
     expect(all(runtime, 'COPY').every((c) => c.startsWith('--from='))).toBe(true);
     expect(all(runtime, 'COPY')).toEqual(

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import type { PreprocessSpec } from '../images/preprocess.js';
+import type { DecodedImage, PreprocessSpec } from '../images/preprocess.js';
+import { toTensor } from '../images/tensor.js';
 
 export class ModelError extends Error {
   override name = 'ModelError';
@@ -82,8 +83,11 @@ export async function readManifest(onnxPath: string): Promise<ModelManifest> {
 export interface OnnxModel {
   readonly manifest: ModelManifest;
   readonly path: string;
-  /** Runs one batch of CHW tensors; returns one unit-length vector per input. */
-  run(tensors: Float32Array[]): Promise<Float32Array[]>;
+  /**
+   * Runs one batch; returns one unit-length vector per input. An input is a CHW tensor, or an image decoded
+   * for the model (normalised in the inference worker when it is alone in its batch, see images/tensor.js).
+   */
+  run(inputs: ModelInput[]): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 
@@ -106,10 +110,17 @@ interface WorkerReply {
   outputNames?: string[];
 }
 
+/** A CHW float32 tensor, or the crop's uint8 pixels (preprocess.ts decodeForModel). */
+export type ModelInput = Float32Array | DecodedImage;
+
+/** What a worker is sent: a batch of tensors, or one image's pixels with how to normalise them. */
+type Payload =
+  | { data: Float32Array; dims: number[] }
+  | { pixels: Uint8Array; channels: number; spec: { crop: number; mean: number[]; std: number[] } };
+
 interface Job {
   id: number;
-  data: Float32Array;
-  dims: number[];
+  payload: Payload;
   resolve: (reply: { data: Float32Array; dims: number[] }) => void;
   reject: (error: Error) => void;
 }
@@ -171,10 +182,10 @@ class InferencePool {
     });
   }
 
-  run(data: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {
+  run(payload: Payload): Promise<{ data: Float32Array; dims: number[] }> {
     if (this.closed) return Promise.reject(new Error('The model is closed.'));
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id: this.nextId++, data, dims, resolve, reject });
+      this.waiting.push({ id: this.nextId++, payload, resolve, reject });
       this.dispatch();
     });
   }
@@ -184,9 +195,9 @@ class InferencePool {
       const worker = this.idle.pop()!;
       const job = this.waiting.shift()!;
       this.busy.set(worker, job);
-      worker.postMessage({ id: job.id, ...this.names, data: job.data, dims: job.dims }, [
-        job.data.buffer as ArrayBuffer,
-      ]);
+      // A tensor is ours alone: moved, not copied. Pixels are copied (sharp's output buffer is not ours to move).
+      const transfer = 'data' in job.payload ? [job.payload.data.buffer as ArrayBuffer] : [];
+      worker.postMessage({ id: job.id, ...this.names, ...job.payload }, transfer);
     }
   }
 
@@ -259,15 +270,24 @@ export async function loadModel(onnxPath: string, options: { threads: number; wo
   const side = manifest.crop;
   const area = 3 * side * side;
 
-  const run = async (tensors: Float32Array[]): Promise<Float32Array[]> => {
-    const batch = new Float32Array(area * tensors.length);
-    tensors.forEach((tensor, i) => batch.set(tensor, i * area));
-    const output = await pool.run(batch, [tensors.length, 3, side, side]);
+  const spec = { crop: side, mean: [...manifest.mean], std: [...manifest.std] };
+  const payloadOf = (inputs: ModelInput[]): Payload => {
+    const [only] = inputs;
+    if (inputs.length === 1 && only && !(only instanceof Float32Array)) return { ...only, spec };
+    const batch = new Float32Array(area * inputs.length);
+    inputs.forEach((input, i) => {
+      if (input instanceof Float32Array) batch.set(input, i * area);
+      else toTensor(input.pixels, input.channels, spec, batch.subarray(i * area, (i + 1) * area));
+    });
+    return { data: batch, dims: [inputs.length, 3, side, side] };
+  };
+  const run = async (inputs: ModelInput[]): Promise<Float32Array[]> => {
+    const output = await pool.run(payloadOf(inputs));
     const width = output.dims[output.dims.length - 1];
-    if (output.dims.length !== 2 || output.dims[0] !== tensors.length || width !== manifest.dim) {
+    if (output.dims.length !== 2 || output.dims[0] !== inputs.length || width !== manifest.dim) {
       throw mismatch(`the sidecar says ${manifest.dim}-d but the model outputs shape [${output.dims.join(', ')}]`);
     }
-    return tensors.map((_, i) => l2Normalize(output.data.slice(i * width, (i + 1) * width)));
+    return inputs.map((_, i) => l2Normalize(output.data.slice(i * width, (i + 1) * width)));
   };
 
   // One real inference at load: proves the output width and warms the session before the first request.

@@ -153,6 +153,8 @@ export class ImageIntake {
       known[name] = value;
     }
     const converted = Value.Default(form, convertFields(form, known)) as Record<string, unknown>;
+    // The compiled check is fast; listing the errors (to name the field) is not, so it runs only on a failure.
+    if (compiled.Check(converted)) return converted;
     const error = compiled.Errors(converted).First();
     if (!error) return converted;
     const name = error.path.replace(/^\//, '').split('/')[0] ?? '';

@@ -5,6 +5,7 @@
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { ServiceError } from '../errors.js';
 import { pilBilinearWindow } from './pil-bilinear.js';
+import { toTensor } from './tensor.js';
 
 export interface PreprocessSpec {
   resize: number;
@@ -102,11 +103,30 @@ function classifyDecodeError(error: unknown): ServiceError {
   );
 }
 
+/** An image decoded to the model's crop: crop × crop pixels, `channels` interleaved (RGB first). */
+export interface DecodedImage {
+  pixels: Uint8Array;
+  channels: number;
+}
+
 /**
  * Decodes and checks the image, then returns the CHW float32 tensor (3 × crop × crop).
  * Every failure is a ServiceError with a 4xx status.
  */
 export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: PreprocessLimits): Promise<Float32Array> {
+  const { pixels, channels } = await decodeForModel(bytes, spec, limits);
+  return toTensor(pixels, channels, spec);
+}
+
+/**
+ * Decodes and checks the image, resized and cropped as the model needs it (normalising is left to
+ * toTensor, in whichever thread runs the model). Every failure is a ServiceError with a 4xx status.
+ */
+export async function decodeForModel(
+  bytes: Buffer,
+  spec: PreprocessSpec,
+  limits: PreprocessLimits,
+): Promise<DecodedImage> {
   if (bytes.length === 0) {
     throw new ServiceError('empty_image', 'The image is empty (0 bytes). Send the image file itself.');
   }
@@ -162,26 +182,13 @@ export async function preprocess(bytes: Buffer, spec: PreprocessSpec, limits: Pr
   }
   const { data, info } = decoded;
   const pixels = enlarging ? pilBilinearWindow(data, info, geometry.resized, geometry.crop) : data;
-  return toTensor(pixels, info.channels, spec);
-}
-
-/** HWC uint8 → CHW float32, /255 then per-channel (x - mean) / std. */
-function toTensor(pixels: Uint8Array, channels: number, spec: PreprocessSpec): Float32Array {
-  const area = spec.crop * spec.crop;
-  if (pixels.length !== area * channels || channels < 3) {
+  if (pixels.length !== spec.crop * spec.crop * info.channels || info.channels < 3) {
     throw new ServiceError(
       'image_unreadable',
       'The image decoded to an unexpected pixel layout. Re-save it as JPEG or PNG and retry.',
     );
   }
-  const tensor = new Float32Array(3 * area);
-  for (let c = 0; c < 3; c++) {
-    const scale = 1 / (255 * spec.std[c]);
-    const offset = spec.mean[c] / spec.std[c];
-    const plane = c * area;
-    for (let i = 0; i < area; i++) tensor[plane + i] = pixels[i * channels + c] * scale - offset;
-  }
-  return tensor;
+  return { pixels, channels: info.channels };
 }
 
 /** The container format of an image that already passed `preprocess` (for the stored file's extension). */

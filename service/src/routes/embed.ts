@@ -4,6 +4,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { ImageIntake } from '../http/intake.js';
 import { route } from '../http/routes.js';
 import { EmbedForm, EmbedResult } from '../schemas/api.js';
+import { vectorJson } from '../http/vector-json.js';
 
 export const embedRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIntake }> = async (
   app,
@@ -23,7 +24,9 @@ export const embedRoutes: FastifyPluginAsync<{ catalog: Catalog; intake: ImageIn
     async (request, reply) => {
       const { bytes } = await intake.read(request, reply, EmbedForm);
       const { model, dim, vector } = await catalog.embed(bytes);
-      return { model, dim, vector: Array.from(vector) };
+      // The EmbedResult shape, written directly: the vector's numbers are most of the answer (vector-json.ts).
+      reply.type('application/json; charset=utf-8');
+      return reply.send(`{"model":${JSON.stringify(model)},"dim":${dim},"vector":${vectorJson(vector)}}`);
     },
   );
 };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, ModelError } from '../../../service/src/embedding/model.js';
 import { ModelRegistry } from '../../../service/src/embedding/registry.js';
+import { decodeForModel, preprocess } from '../../../service/src/images/preprocess.js';
 import { writeTestModel } from '../../support/onnx-model.js';
 import * as images from '../../support/images.js';
 
@@ -30,6 +31,27 @@ describe('loadModel', () => {
     const [vector] = await model.run([tensor]);
     expect(vector).toHaveLength(576);
     expect(norm(vector)).toBeCloseTo(1, 5);
+    await model.close();
+  });
+
+  it('gives the same vectors for decoded pixels (normalised in a worker, alone or batched) as tensors', async () => {
+    const { onnxPath } = writeTestModel({ dir, name: 'pixels', dim: 64 });
+    const model = await loadModel(onnxPath, { threads: 1, workers: 2 });
+    const limits = { maxPixels: 1e8 };
+    const photos = await Promise.all([1, 2, 3].map((seed) => images.jpeg(400, 300, seed)));
+    const decoded = await Promise.all(photos.map((bytes) => decodeForModel(bytes, model.manifest, limits)));
+    const tensors = await Promise.all(photos.map((bytes) => preprocess(bytes, model.manifest, limits)));
+    const fromTensors = await model.run(tensors.map((t) => t.slice()));
+    // Alone (normalised in the worker, into the buffer it reuses: run several through each worker) and batched.
+    const alone = await Promise.all([...decoded, ...decoded].map((image) => model.run([image])));
+    const batched = await model.run(decoded);
+    for (let i = 0; i < photos.length; i++) {
+      expect(cosine(alone[i][0], fromTensors[i])).toBeGreaterThan(0.999999);
+      expect(cosine(alone[i + photos.length][0], fromTensors[i])).toBeGreaterThan(0.999999);
+      expect(cosine(batched[i], fromTensors[i])).toBeGreaterThan(0.999999);
+    }
+    // Different photos stay different: the comparison above could not pass on a constant output.
+    expect(cosine(fromTensors[0], fromTensors[1])).toBeLessThan(0.9999);
     await model.close();
   });
 

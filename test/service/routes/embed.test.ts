@@ -22,7 +22,9 @@ describe('POST /embed', () => {
     await t.app.inject({ method: 'POST', url: '/ingest', ...(await multipart({ item_id: 'e' }, { bytes })) });
     const page = await t.store.collection('items').scroll({ limit: 10, withVectors: true });
     const stored = page.points.find((p) => p.record.item_id === 'e')!.vector!;
-    body.vector.forEach((value, i) => expect(value).toBeCloseTo(stored[i], 6));
+    // Exactly: each number reads back as the stored float32.
+    expect(body.vector.map((value) => Math.fround(value))).toEqual(Array.from(stored));
+    expect(embedded.headers['content-type']).toBe('application/json; charset=utf-8');
   });
 
   it('415 for a non-image', async () => {
