@@ -24,6 +24,12 @@ WEIGHTS = torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1
 WEIGHTS_SHA256_PREFIX = WEIGHTS.url.rsplit("-", 1)[1].split(".")[0]
 
 
+def model_name(weights: str) -> str:
+    if weights == WEIGHTS.name:
+        return "efficientnet_b0"
+    return "efficientnet_b0_random" if weights.startswith("random") else "efficientnet_b0_custom"
+
+
 def build_model(random_weights: bool, checkpoint: str | None) -> tuple[torch.nn.Module, dict]:
     """The model, classifier replaced by identity, and where its weights came from (for the sidecar)."""
     if random_weights:
@@ -81,7 +87,9 @@ def main() -> int:
     os.replace(tmp, out)  # never leave a half-written model where the service looks for one
 
     sidecar = {
-        "name": "efficientnet_b0",
+        # Named by its weights, as `npm run model` names them (modelNameFor in convert.ts): collections are
+        # named after the model, so random or custom weights never reuse the ImageNet model's collection.
+        "name": model_name(provenance["weights"]),
         "dim": dim,
         "input": "input",
         "output": "embedding",

@@ -6,24 +6,27 @@
 // once with a keep-alive node:http client sending a prepared multipart body and once with a plain
 // `fetch` + `FormData` client (what an integrator writes). Prints each median and p90, and each HTTP
 // way's overhead: its median minus the in-process median, and the median of the per-photo differences.
+// --cpu-prof profiles the server and prints where its main thread's time goes per request (cpu-profile.ts).
 // --torch also times the original Python service's pipeline on the same photos (Debian's /usr/bin/python3 with
 // torch and torchvision; scripts/dev/bench-torch-pipeline.py) and prints its ratio to the fetch client.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ModelRegistry } from '../../service/src/embedding/registry.js';
 import { BOUNDARY, dataImages, here, multipartBody, queryPhotos, startServer, stopServer } from './bench-server.js';
+import { summariseProfile } from './cpu-profile.js';
 import { numberFlag, runTool } from './tool.js';
 
-const HELP = `Usage: npm run bench:embed-http -- [--model PATH] [--data DIR] [--rounds N] [--torch]
+const HELP = `Usage: npm run bench:embed-http -- [--model PATH] [--data DIR] [--rounds N] [--torch] [--cpu-prof]
   --model   ONNX model with its sidecar (default ../shared/models/efficientnet_b0-random.onnx)
   --data    folder with manifest.csv (file,item,kind); its store photos are the queries
             (default ../shared/data/grocery-dev)
   --rounds  passes over the (up to 64) photos (default 3)
-  --torch   also run the PyTorch pipeline on the same photos (/usr/bin/python3 with torch and torchvision)`;
+  --torch   also run the PyTorch pipeline on the same photos (/usr/bin/python3 with torch and torchvision)
+  --cpu-prof  profile the server (node --cpu-prof) and print its main thread's time per request by kind`;
 
 const PORT = 18791;
 /** The server's defaults (config.ts): 1 intra-op thread per worker, 2 workers. */
@@ -69,6 +72,18 @@ async function fetchPost(bytes: Buffer): Promise<{ vector: number[] }> {
   return (await response.json()) as { vector: number[] };
 }
 
+/** The main thread's profile (thread 0 in the file name) summarised from the first /embed on. */
+function printProfile(dir: string, requests: number): void {
+  const main = readdirSync(dir).find((name) => name.split('.')[4] === '0');
+  if (!main) throw new Error(`no main-thread profile in ${dir}`);
+  const { groups, total } = summariseProfile(path.join(dir, main), requests, /routes\/embed/);
+  console.log(`\nserver main thread, CPU per /embed request (node --cpu-prof, ${requests} requests):\n`);
+  console.log('| where | µs per request |');
+  console.log('|---|---|');
+  for (const { group, microseconds } of groups) console.log(`| ${group} | ${microseconds.toFixed(0)} |`);
+  console.log(`| **all** | **${total.toFixed(0)}** |`);
+}
+
 await runTool(HELP, async () => {
   const { values } = parseArgs({
     options: {
@@ -76,6 +91,7 @@ await runTool(HELP, async () => {
       data: { type: 'string', default: path.join(here, '..', 'shared', 'data', 'grocery-dev') },
       rounds: { type: 'string', default: '3' },
       torch: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'boolean', default: false },
     },
   });
   const rounds = numberFlag(values.rounds, 'rounds');
@@ -84,19 +100,23 @@ await runTool(HELP, async () => {
   const bodies = photos.map(multipartBody);
   const work = mkdtempSync(path.join(tmpdir(), 'bench-embed-http-'));
   const registry = new ModelRegistry(model, REGISTRY);
-  const server = await startServer({ dataDir: path.join(work, 'data'), model, port: PORT });
+  const profiles = path.join(work, 'profiles');
+  const nodeArgs = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [];
+  const server = await startServer({ dataDir: path.join(work, 'data'), model, port: PORT, nodeArgs });
+  let httpRequests = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const embedder = await registry.default();
     const ways: Record<string, (i: number) => Promise<unknown>> = {
       'in-process pipeline': (i) => embedder.embed(photos[i]!),
-      'HTTP, keep-alive node:http client': (i) => keepAlivePost(agent, bodies[i]!),
-      'HTTP, fetch + FormData client': (i) => fetchPost(photos[i]!),
+      'HTTP, keep-alive node:http client': (i) => (httpRequests++, keepAlivePost(agent, bodies[i]!)),
+      'HTTP, fetch + FormData client': (i) => (httpRequests++, fetchPost(photos[i]!)),
     };
     const names = Object.keys(ways);
     // Same answer both ways: the HTTP vector is the in-process one (JSON keeps float32 exactly).
     const direct = Array.from(await embedder.embed(photos[0]!));
     const served = (await keepAlivePost(agent, bodies[0]!)).vector;
+    httpRequests++;
     if (direct.some((x, i) => Math.abs(x - served[i]!) > 1e-6)) throw new Error('/embed differs from in-process');
     for (let i = 0; i < 8; i++) for (const name of names) await ways[name]!(i % photos.length); // warm-up
     const times: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
@@ -136,6 +156,9 @@ await runTool(HELP, async () => {
         `\n${output.trim()}\nPyTorch pipeline ÷ /embed with fetch + FormData: ${(torch / fetched).toFixed(2)}×`,
       );
     }
+    agent.destroy();
+    await stopServer(server); // the profile is written as the server exits
+    if (values['cpu-prof']) printProfile(profiles, httpRequests);
   } finally {
     agent.destroy();
     await stopServer(server);

@@ -56,8 +56,11 @@ export async function startServer(options: {
   model: string;
   port: number;
   env?: Record<string, string>;
+  /** Flags for node itself (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/src/server.ts'], {
+  const args = [...(options.nodeArgs ?? []), '--import', 'tsx', 'service/src/server.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: here,
     env: {
       PATH: process.env.PATH,

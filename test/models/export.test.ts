@@ -31,7 +31,7 @@ describe.skipIf(torchMissing)('models/export.py (random weights)', () => {
           stdio: 'pipe',
         });
         const sidecar = JSON.parse(readFileSync(path.join(dir, 'efficientnet_b0.json'), 'utf8'));
-        expect(sidecar).toMatchObject(EFFICIENTNET_B0_SIDECAR);
+        expect(sidecar).toMatchObject({ ...EFFICIENTNET_B0_SIDECAR, name: 'efficientnet_b0_random' });
 
         const model = await loadModel(out, { threads: 1 });
         const { shape, input, output } = JSON.parse(readFileSync(check, 'utf8')) as {

@@ -87,10 +87,20 @@ async function installModel(onnxPath: string, model: Uint8Array, provenance: Pro
   return { onnxPath, sidecarPath, sha256, bytes: model.length, weights: provenance.weights };
 }
 
+/**
+ * The model's name by its weights (models/export.py names them alike): collections are named after it, so
+ * random or custom weights never share a collection name with the ImageNet model (the sha256 in the sidecar
+ * tells any two files apart; the name keeps a switch between them a migration to another collection).
+ */
+export function modelNameFor(weights: string): string {
+  if (weights === IMAGENET_WEIGHTS.name) return 'efficientnet_b0';
+  return weights.startsWith('random') ? 'efficientnet_b0_random' : 'efficientnet_b0_custom';
+}
+
 /** The sidecar models/export.py writes, with where the weights came from instead of torch's versions. */
 function sidecarFor(provenance: Provenance, sha256: string) {
   return {
-    name: 'efficientnet_b0',
+    name: modelNameFor(provenance.weights),
     dim: EMBEDDING_DIM,
     input: INPUT_NAME,
     output: OUTPUT_NAME,

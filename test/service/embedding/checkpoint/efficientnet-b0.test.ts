@@ -26,6 +26,7 @@ describe('writeRandomModel', () => {
     const sidecar = JSON.parse(readFileSync(written.sidecarPath, 'utf8'));
     expect(sidecar).toMatchObject({
       ...EFFICIENTNET_B0_SIDECAR,
+      name: 'efficientnet_b0_random', // named by its weights: never the ImageNet model's collection
       weights: 'random(seed=0)',
       source: null,
       checkpoint_sha256: null,
