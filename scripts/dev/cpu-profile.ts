@@ -18,9 +18,11 @@ interface Profile {
 /** Groups, first match wins: [label, test on the frame's URL or name]. */
 const GROUPS: Array<[string, RegExp]> = [
   ['garbage collection', /^\(garbage collector\)$/],
-  ['decoding: sharp calls (the work itself runs on libuv threads)', /node_modules\/sharp\//],
+  ['pixels to model input floats (toTensor)', /images\/tensor|^toTensor$/],
+  ['decoding: sharp calls (the work itself runs on libuv threads)', /node_modules\/sharp\/|images\/preprocess/],
   ['hand-off to the inference worker (messages, queue)', /^postMessage$|node:internal\/worker|embedding\/|images\//],
-  ['answer: vector to JSON', /http\/vector-json|routes\/embed/],
+  ['answer: the vector as JSON', /http\/vector-json|routes\/embed|fast-json-stringify/],
+  ['V8 and native code without a JavaScript frame', /^\(program\)$/],
   ['form: multipart parsing and field checks', /busboy|@fastify\/multipart|http\/intake|@sinclair\/typebox/],
   ['metrics', /prom-client|http\/metrics/],
   [
