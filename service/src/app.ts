@@ -107,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxImageBytes: config.maxImageBytes,
     budget: new ByteBudget(config.uploadBudgetBytes),
     onUrlFetch: (outcome) => metrics.urlFetched(outcome),
+    embeddingFull: () => deps.models?.full ?? false,
   });
   await app.register(healthRoutes, { catalog, storeKind: deps.storeKind });
   await app.register(itemRoutes, { catalog, intake });

@@ -47,6 +47,11 @@ export class ModelRegistry {
     this.queue.observer = observer;
   }
 
+  /** True when an image sent now would be refused (503 busy): every slot busy and the queue full. */
+  get full(): boolean {
+    return this.queue.full;
+  }
+
   /** Embedding jobs waiting for a free slot. */
   get queued(): number {
     return this.queue.queued;

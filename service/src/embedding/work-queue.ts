@@ -9,6 +9,10 @@ export interface EmbeddingObserver {
   inferred(seconds: number, batch: number): void;
 }
 
+/** The answer when no embedding slot is free and the queue is full. */
+export const embeddingBusy = () =>
+  retryLater('busy', 'The server is busy embedding other images. Retry in a moment.', 1);
+
 export class WorkQueue {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
@@ -21,6 +25,11 @@ export class WorkQueue {
 
   get pending(): number {
     return this.active + this.waiting.length;
+  }
+
+  /** True when a new job would be refused right now (every slot busy, the queue full). */
+  get full(): boolean {
+    return this.active >= this.concurrency && this.waiting.length >= this.queueMax;
   }
 
   /** Jobs waiting for a slot (not yet running). */
@@ -37,7 +46,7 @@ export class WorkQueue {
   async run<T>(job: () => Promise<T>): Promise<T> {
     if (this.active >= this.concurrency) {
       if (this.waiting.length >= this.queueMax) {
-        throw retryLater('busy', 'The server is busy embedding other images. Retry in a moment.', 1);
+        throw embeddingBusy();
       }
       const since = performance.now();
       await new Promise<void>((resolve) => this.waiting.push(resolve));

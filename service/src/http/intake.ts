@@ -3,12 +3,14 @@
 // against a byte budget shared by all requests, so a burst of large uploads is refused (503 busy,
 // Retry-After) before it is read instead of filling memory; the budget is given back when the answer
 // has been sent. The text fields are checked against the route's form schema (schemas/api.ts).
+import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import type { TObject } from '@sinclair/typebox';
 import { retryLater, ServiceError, type ErrorCode } from '../errors.js';
 import { fetchImage, type UrlFetchPolicy } from '../images/fetch-url.js';
+import { embeddingBusy } from '../embedding/work-queue.js';
 
 export const MULTIPART_LIMITS = { files: 1, fields: 20, parts: 24, fieldSize: 64 * 1024 };
 /** Bytes a multipart body may add around the image (boundaries, headers, fields). */
@@ -40,6 +42,8 @@ export interface IntakeOptions {
   budget: ByteBudget;
   /** Told how each image_url fetch ended: 'ok' or the error code (for /metrics). */
   onUrlFetch?: (outcome: string) => void;
+  /** True when the embedding queue is full (the image would be refused once read). */
+  embeddingFull?: () => boolean;
 }
 
 export interface ImageForm<T> {
@@ -69,6 +73,13 @@ export class ImageIntake {
       );
     }
     const reservation = this.reserve(request, reply);
+    // The embedding queue is full, so the image would be refused once parsed: under overload (a client that
+    // ignores Retry-After) parsing costs the main thread as much as the answers it can still give. The body is
+    // read unparsed, so the connection stays open for the retry (closing it costs more: README "Overload").
+    if (this.options.embeddingFull?.()) {
+      await drain(request.raw);
+      throw embeddingBusy();
+    }
     const { fields, file } = await readParts(request, this.options.maxImageBytes, reservation);
     if (Object.hasOwn(fields, 'file')) {
       throw new ServiceError(
@@ -232,6 +243,15 @@ async function readParts(
     );
   }
   return { fields, file };
+}
+
+/** Reads a request's body to its end without keeping it. */
+function drain(body: IncomingMessage): Promise<void> {
+  if (body.complete || body.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    body.once('end', resolve).once('close', resolve).once('error', resolve);
+    body.resume();
+  });
 }
 
 /**

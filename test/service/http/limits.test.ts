@@ -4,6 +4,7 @@
 // every framework-level error keeps the {error, message} shape with a registry code.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { WorkQueue } from '../../../service/src/embedding/work-queue.js';
 import { ERROR_CODES } from '../../../service/src/errors.js';
 import * as images from '../../support/images.js';
 import { multipart, startTestApp, type TestApp } from '../../support/app.js';
@@ -187,6 +188,31 @@ describe('refused before the body is read', () => {
 });
 
 describe('upload byte budget', () => {
+  it('with the embedding queue full, an upload gets 503 busy unparsed, on a connection that stays open', async () => {
+    const { t, port } = await listening({ EMBED_CONCURRENCY: '1', EMBED_QUEUE_MAX: '0' });
+    // Hold the only slot with work this test controls (the registry's queue is shared by every embedding).
+    let release!: () => void;
+    const queue = (t.service.models as unknown as { queue: WorkQueue }).queue;
+    const held = queue.run(() => new Promise<void>((resolve) => (release = resolve)));
+    // Not even a well-formed form: refused without being parsed (a parsed one would answer 400).
+    const bodyBytes = 256 * 1024;
+    const head =
+      `POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n` +
+      `Content-Length: ${bodyBytes}\r\n\r\n`;
+    const refused = await rawRequest(port, head, { bodyBytes, chunk: 64 * 1024, deadlineMs: 1500 });
+    expect(statusOf(refused.response)).toBe(503);
+    expect(jsonOf(refused.response).error).toBe('busy');
+    expect(refused.response).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(refused.response).not.toMatch(/\r\nconnection: close\r\n/i);
+    expect(refused.written).toBe(bodyBytes);
+    expect(refused.closedByServer).toBe(false); // kept alive for the retry
+    // A free slot: the same route takes uploads again.
+    release();
+    await held;
+    const body = await multipart({}, { bytes: await images.jpeg(320, 240, 2) });
+    expect((await t.app.inject({ method: 'POST', url: '/search', ...body })).statusCode).toBe(200);
+  });
+
   it('uploads beyond UPLOAD_BUDGET_BYTES get 503 busy with Retry-After; the budget is given back', async () => {
     const { t, port } = await listening({
       MAX_IMAGE_BYTES: String(2 * 1024 * 1024),
