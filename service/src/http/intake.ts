@@ -2,7 +2,8 @@
 // (fetched under the SSRF rules, cancelled if the client goes away). The body is streamed and counted
 // against a byte budget shared by all requests, so a burst of large uploads is refused (503 busy,
 // Retry-After) before it is read instead of filling memory; the budget is given back when the answer
-// has been sent. The text fields are checked against the route's form schema (schemas/api.ts).
+// has been sent. While the embedding queue is full, a body is read without being parsed and refused the same
+// way. The text fields are checked against the route's form schema (schemas/api.ts).
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
