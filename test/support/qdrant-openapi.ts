@@ -4,8 +4,8 @@
 // dialect (nullable, formats such as uint64) translated to JSON Schema for ajv.
 //
 // The spec is not part of the repository, and tests read nothing outside it unless asked: the spec is used
-// only when QDRANT_OPENAPI_SPEC names Qdrant's openapi.json (e.g. ../shared/qdrant/openapi-v1.18.3.json);
-// otherwise loadQdrantOpenApi returns the reason instead of validators, and the tests print it.
+// only when QDRANT_OPENAPI_SPEC names Qdrant's openapi.json (a file outside the repository, see the README's
+// Qdrant section); otherwise loadQdrantOpenApi returns the reason instead of validators, and the tests print it.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -83,7 +83,7 @@ export function loadQdrantOpenApi(specPath: string | undefined = defaultSpecPath
     return {
       skipped:
         `QDRANT_OPENAPI_SPEC is not set: ${HAND_CHECKS}. To validate against the spec, set it to Qdrant ` +
-        `${QDRANT_VERSION}'s openapi.json (e.g. QDRANT_OPENAPI_SPEC=../shared/qdrant/openapi-v${QDRANT_VERSION}.json).`,
+        `${QDRANT_VERSION}'s openapi.json (QDRANT_OPENAPI_SPEC=/path/to/openapi.json; see the README).`,
     };
   }
   let loaded = cache.get(specPath);
