@@ -15,6 +15,8 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Seconds: decoding and inference of one image take milliseconds to a few hundred. */
 const WORK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+type Stats = Awaited<ReturnType<Catalog['stats']>>;
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
@@ -73,35 +75,32 @@ export class Metrics {
     });
     // Read at scrape time, once for the four gauges (prom-client collects them concurrently); when the store
     // does not answer, the collection gauges are left out of that scrape and store_up says 0.
-    let pending: { at: number; stats: Promise<Awaited<ReturnType<Catalog['stats']>> | undefined> } | undefined;
+    let pending: { at: number; stats: Promise<Stats | undefined> } | undefined;
     const stats = () => {
       if (!pending || performance.now() - pending.at > 1000) {
         pending = { at: performance.now(), stats: catalog.stats().catch(() => undefined) };
       }
       return pending.stats;
     };
-    new Gauge({
-      name: 'collection_images',
-      help: 'Images (points) in the live collection.',
-      labelNames: ['collection'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        const live = await stats();
-        if (live) this.set({ collection: live.collection }, live.images);
-      },
-    });
-    new Gauge({
-      name: 'collection_items',
-      help: 'Items (with at least one image) in the live collection.',
-      labelNames: ['collection'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        const live = await stats();
-        if (live) this.set({ collection: live.collection }, live.items);
-      },
-    });
+    /** A count of the live collection, labelled by its name; left out of a scrape the store does not answer. */
+    const collectionGauge = (name: string, help: string, count: (live: Stats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['collection'] as const,
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          const live = await stats();
+          if (live) this.set({ collection: live.collection }, count(live));
+        },
+      });
+    collectionGauge('collection_images', 'Images (points) in the live collection.', (live) => live.images);
+    collectionGauge(
+      'collection_items',
+      'Items (with at least one image) in the live collection.',
+      (live) => live.items,
+    );
     new Gauge({
       name: 'model_info',
       help: 'The live collection and the model that embeds for it (value 1); sha256 identifies its weights.',
