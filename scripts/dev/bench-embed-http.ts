@@ -16,7 +16,16 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ModelRegistry } from '../../service/src/embedding/registry.js';
-import { BOUNDARY, dataImages, here, multipartBody, queryPhotos, startServer, stopServer } from './bench-server.js';
+import {
+  BOUNDARY,
+  dataImages,
+  dataSetOptions,
+  here,
+  multipartBody,
+  queryPhotos,
+  startServer,
+  stopServer,
+} from './bench-server.js';
 import { summariseProfile } from './cpu-profile.js';
 import { numberFlag, runTool } from './tool.js';
 
@@ -87,8 +96,7 @@ function printProfile(dir: string, requests: number): void {
 await runTool(HELP, async () => {
   const { values } = parseArgs({
     options: {
-      model: { type: 'string', default: path.join(here, '..', 'shared', 'models', 'efficientnet_b0-random.onnx') },
-      data: { type: 'string', default: path.join(here, '..', 'shared', 'data', 'grocery-dev') },
+      ...dataSetOptions,
       rounds: { type: 'string', default: '3' },
       torch: { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
@@ -102,66 +110,67 @@ await runTool(HELP, async () => {
   const registry = new ModelRegistry(model, REGISTRY);
   const profiles = path.join(work, 'profiles');
   const nodeArgs = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profiles] : [];
-  const server = await startServer({ dataDir: path.join(work, 'data'), model, port: PORT, nodeArgs });
   let httpRequests = 0;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const embedder = await registry.default();
-    const ways: Record<string, (i: number) => Promise<unknown>> = {
-      'in-process pipeline': (i) => embedder.embed(photos[i]!),
-      'HTTP, keep-alive node:http client': (i) => (httpRequests++, keepAlivePost(agent, bodies[i]!)),
-      'HTTP, fetch + FormData client': (i) => (httpRequests++, fetchPost(photos[i]!)),
-    };
-    const names = Object.keys(ways);
-    // Same answer both ways: the HTTP vector is the in-process one (JSON keeps float32 exactly).
-    const direct = Array.from(await embedder.embed(photos[0]!));
-    const served = (await keepAlivePost(agent, bodies[0]!)).vector;
-    httpRequests++;
-    if (direct.some((x, i) => Math.abs(x - served[i]!) > 1e-6)) throw new Error('/embed differs from in-process');
-    for (let i = 0; i < 8; i++) for (const name of names) await ways[name]!(i % photos.length); // warm-up
-    const times: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
-    for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < photos.length; i++) {
-        for (let k = 0; k < names.length; k++) {
-          const name = names[(i + k + round) % names.length]!;
-          const start = performance.now();
-          await ways[name]!(i);
-          times[name]!.push(performance.now() - start);
+    const server = await startServer({ dataDir: path.join(work, 'data'), model, port: PORT, nodeArgs });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const embedder = await registry.default();
+      const ways: Record<string, (i: number) => Promise<unknown>> = {
+        'in-process pipeline': (i) => embedder.embed(photos[i]!),
+        'HTTP, keep-alive node:http client': (i) => (httpRequests++, keepAlivePost(agent, bodies[i]!)),
+        'HTTP, fetch + FormData client': (i) => (httpRequests++, fetchPost(photos[i]!)),
+      };
+      const names = Object.keys(ways);
+      // Same answer both ways: the HTTP vector is the in-process one (JSON keeps float32 exactly).
+      const direct = Array.from(await embedder.embed(photos[0]!));
+      const served = (await keepAlivePost(agent, bodies[0]!)).vector;
+      httpRequests++;
+      if (direct.some((x, i) => Math.abs(x - served[i]!) > 1e-6)) throw new Error('/embed differs from in-process');
+      for (let i = 0; i < 8; i++) for (const name of names) await ways[name]!(i % photos.length); // warm-up
+      const times: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < photos.length; i++) {
+          for (let k = 0; k < names.length; k++) {
+            const name = names[(i + k + round) % names.length]!;
+            const start = performance.now();
+            await ways[name]!(i);
+            times[name]!.push(performance.now() - start);
+          }
         }
       }
-    }
-    const base = times[names[0]!]!;
-    console.log(
-      `${photos.length} store photos at 1024×768 × ${rounds} rounds, ${path.basename(model)}, ` +
-        `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}\n`,
-    );
-    console.log('| way | median ms | p90 ms | median − in-process | median of per-photo differences |');
-    console.log('|---|---|---|---|---|');
-    for (const name of names) {
-      const own = times[name]!;
-      const paired = own.map((t, i) => t - base[i]!);
-      const extra = name === names[0] ? '–' : `+${(median(own) - median(base)).toFixed(2)} ms`;
-      const pairedText = name === names[0] ? '–' : `+${median(paired).toFixed(2)} ms`;
-      console.log(`| ${name} | ${median(own).toFixed(2)} | ${p90(own).toFixed(2)} | ${extra} | ${pairedText} |`);
-    }
-    if (values.torch) {
-      const dir = path.join(work, 'photos');
-      mkdirSync(dir);
-      photos.forEach((bytes, i) => writeFileSync(path.join(dir, `q${String(i).padStart(2, '0')}.jpg`), bytes));
-      const script = path.join(here, 'scripts', 'dev', 'bench-torch-pipeline.py');
-      const output = execFileSync('/usr/bin/python3', [script, dir, '--runs', String(rounds)], { encoding: 'utf8' });
-      const torch = Number(/median ([\d.]+) ms/.exec(output)?.[1]);
-      const fetched = median(times[names[2]!]!);
+      const base = times[names[0]!]!;
       console.log(
-        `\n${output.trim()}\nPyTorch pipeline ÷ /embed with fetch + FormData: ${(torch / fetched).toFixed(2)}×`,
+        `${photos.length} store photos at 1024×768 × ${rounds} rounds, ${path.basename(model)}, ` +
+          `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}\n`,
       );
+      console.log('| way | median ms | p90 ms | median − in-process | median of per-photo differences |');
+      console.log('|---|---|---|---|---|');
+      for (const name of names) {
+        const own = times[name]!;
+        const paired = own.map((t, i) => t - base[i]!);
+        const extra = name === names[0] ? '–' : `+${(median(own) - median(base)).toFixed(2)} ms`;
+        const pairedText = name === names[0] ? '–' : `+${median(paired).toFixed(2)} ms`;
+        console.log(`| ${name} | ${median(own).toFixed(2)} | ${p90(own).toFixed(2)} | ${extra} | ${pairedText} |`);
+      }
+      if (values.torch) {
+        const dir = path.join(work, 'photos');
+        mkdirSync(dir);
+        photos.forEach((bytes, i) => writeFileSync(path.join(dir, `q${String(i).padStart(2, '0')}.jpg`), bytes));
+        const script = path.join(here, 'scripts', 'dev', 'bench-torch-pipeline.py');
+        const output = execFileSync('/usr/bin/python3', [script, dir, '--runs', String(rounds)], { encoding: 'utf8' });
+        const torch = Number(/median ([\d.]+) ms/.exec(output)?.[1]);
+        const fetched = median(times[names[2]!]!);
+        console.log(
+          `\n${output.trim()}\nPyTorch pipeline ÷ /embed with fetch + FormData: ${(torch / fetched).toFixed(2)}×`,
+        );
+      }
+    } finally {
+      agent.destroy();
+      await stopServer(server); // the profile is written as the server exits
     }
-    agent.destroy();
-    await stopServer(server); // the profile is written as the server exits
     if (values['cpu-prof']) printProfile(profiles, httpRequests);
   } finally {
-    agent.destroy();
-    await stopServer(server);
     await registry.close();
     rmSync(work, { recursive: true, force: true });
   }

@@ -14,7 +14,7 @@ import autocannon from 'autocannon';
 import {
   BOUNDARY,
   dataImages,
-  here,
+  dataSetOptions,
   multipartBody,
   queryPhotos,
   rssMiB,
@@ -97,8 +97,7 @@ async function drive(pid: number, route: string, bodies: Buffer[], connections: 
 await runTool(HELP, async () => {
   const { values } = parseArgs({
     options: {
-      model: { type: 'string', default: path.join(here, '..', 'shared', 'models', 'efficientnet_b0-random.onnx') },
-      data: { type: 'string', default: path.join(here, '..', 'shared', 'data', 'grocery-dev') },
+      ...dataSetOptions,
       route: { type: 'string', default: '/search' },
       seconds: { type: 'string', default: '20' },
       soak: { type: 'string', default: '0' },

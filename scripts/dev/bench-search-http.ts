@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { dataImages, dataSetOptions, here, startServer, stopServer } from './bench-server.js';
 import { numberFlag, runTool } from './tool.js';
 
 const HELP = `Usage: npm run bench:search-http -- --baseline DIR [--points N] [--model PATH] [--data DIR] [--rounds N]
@@ -19,8 +20,6 @@ const HELP = `Usage: npm run bench:search-http -- --baseline DIR [--points N] [-
               queries (default ../shared/data/grocery-dev)
   --rounds    times each photo is searched per API (default 3)
   --route     /search (default), or /embed to time the decoding and inference alone`;
-
-const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
 interface Tree {
   label: string;
@@ -51,45 +50,17 @@ async function request(port: number, route: string, bytes: Buffer, fields: Recor
   return { ms: performance.now() - started, body };
 }
 
-function startApi(tree: Tree, dataDir: string, model: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(tree.root, 'service/src/server.ts')], {
-    cwd: tree.root,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATA_DIR: dataDir,
-      MODEL_PATH: model,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      EMBED_QUEUE_MAX: '1000',
-      ...tree.env,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
+/** This tree's or the baseline's API on `port`: a large embedded index may take minutes to load. */
+const startApi = (tree: Tree, dataDir: string, model: string, port: number): Promise<ChildProcess> =>
+  startServer({
+    root: tree.root,
+    label: tree.label,
+    dataDir,
+    model,
+    port,
+    timeoutMs: 600_000,
+    env: { EMBED_QUEUE_MAX: '1000', ...tree.env },
   });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 600_000;
-    const poll = async () => {
-      if (child.exitCode !== null) return reject(new Error(`${tree.label} exited: ${stderr.slice(-2000)}`));
-      const ready = await fetch(`http://127.0.0.1:${port}/health`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ready) return resolve(child);
-      if (Date.now() > deadline) return reject(new Error(`${tree.label} did not start: ${stderr.slice(-2000)}`));
-      setTimeout(() => void poll(), 250);
-    };
-    void poll();
-  });
-}
-
-async function stopApi(child: ChildProcess) {
-  if (child.exitCode !== null) return;
-  child.kill('SIGTERM');
-  await new Promise((resolve) => child.once('exit', resolve));
-}
 
 interface StoreModule {
   openStore(
@@ -171,8 +142,7 @@ await runTool(HELP, async () => {
     options: {
       baseline: { type: 'string' },
       points: { type: 'string', default: '100000' },
-      model: { type: 'string', default: path.join(here, '..', 'shared', 'models', 'efficientnet_b0-random.onnx') },
-      data: { type: 'string', default: path.join(here, '..', 'shared', 'data', 'grocery-dev') },
+      ...dataSetOptions,
       rounds: { type: 'string', default: '3' },
       route: { type: 'string', default: '/search' },
     },
@@ -180,11 +150,10 @@ await runTool(HELP, async () => {
   if (!values.baseline) throw new Error('--baseline DIR is required (a checkout to compare with)');
   const model = path.resolve(values.model);
   const sidecar = JSON.parse(readFileSync(model.replace(/\.onnx$/, '.json'), 'utf8')) as { name: string; dim: number };
-  const rows = readFileSync(path.join(values.data, 'manifest.csv'), 'utf8').trim().split('\n').slice(1);
-  const all = rows.map((row) => {
-    const [file, , kind] = row.split(',');
-    return { bytes: readFileSync(path.join(values.data, file!)), query: kind === 'natural' };
-  });
+  const all = dataImages(values.data).map(({ file, kind }) => ({
+    bytes: readFileSync(file),
+    query: kind === 'natural',
+  }));
   const photos = all.filter((image) => image.query).map((image) => image.bytes);
   const points = numberFlag(values.points, 'points');
   const trees: Tree[] = [
@@ -199,7 +168,7 @@ await runTool(HELP, async () => {
     const seedApi = await startApi(trees[1]!, path.join(work, 'seed'), model, 18700);
     const seeds: number[][] = [];
     for (const { bytes } of all) seeds.push(((await request(18700, '/embed', bytes)).body.vector as number[]).slice());
-    await stopApi(seedApi);
+    await stopServer(seedApi);
     console.log(`model ${sidecar.name} (${sidecar.dim}-d), ${photos.length} query photos, ${points} images`);
     for (const [i, tree] of trees.entries()) {
       if (i === 2) continue; // shares the data of "this tree" (a copy: the embedded store is one process's)
@@ -238,7 +207,7 @@ await runTool(HELP, async () => {
       );
     }
   } finally {
-    await Promise.all(children.map(stopApi));
+    await Promise.all(children.map(stopServer));
     rmSync(work, { recursive: true, force: true });
   }
 });

@@ -8,6 +8,12 @@ import sharp from 'sharp';
 export const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 export const BOUNDARY = '----bench-http-boundary';
 
+/** The --model and --data flags of the HTTP benchmarks (parseArgs options), defaulting to ../shared. */
+export const dataSetOptions = {
+  model: { type: 'string', default: path.join(here, '..', 'shared', 'models', 'efficientnet_b0-random.onnx') },
+  data: { type: 'string', default: path.join(here, '..', 'shared', 'data', 'grocery-dev') },
+} as const;
+
 /** A multipart form with one `file` part, as a browser or curl sends it. */
 export function multipartBody(bytes: Buffer): Buffer {
   return Buffer.concat([
@@ -58,10 +64,17 @@ export async function startServer(options: {
   env?: Record<string, string>;
   /** Flags for node itself (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** The checkout whose server runs (default: this one). */
+  root?: string;
+  /** How long it may take to answer /health (default 2 minutes; a large embedded index loads longer). */
+  timeoutMs?: number;
+  /** Its name in errors (default: the server). */
+  label?: string;
 }): Promise<ChildProcess> {
+  const { root = here, timeoutMs = 120_000, label = 'the server' } = options;
   const args = [...(options.nodeArgs ?? []), '--import', 'tsx', 'service/src/server.ts'];
   const child = spawn(process.execPath, args, {
-    cwd: here,
+    cwd: root,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -76,8 +89,8 @@ export async function startServer(options: {
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
-    if (child.exitCode !== null) throw new Error(`the server exited: ${stderr.slice(-2000)}`);
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    if (child.exitCode !== null) throw new Error(`${label} exited: ${stderr.slice(-2000)}`);
     const up = await fetch(`http://127.0.0.1:${options.port}/health`).then(
       (r) => r.ok,
       () => false,
@@ -86,7 +99,7 @@ export async function startServer(options: {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   child.kill('SIGKILL');
-  throw new Error(`the server did not start: ${stderr.slice(-2000)}`);
+  throw new Error(`${label} did not start: ${stderr.slice(-2000)}`);
 }
 
 export async function stopServer(child: ChildProcess): Promise<void> {
