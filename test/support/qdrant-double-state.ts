@@ -440,6 +440,17 @@ export class DoubleState {
     return [...c.points.values()].filter((p) => matchFilter(p, body.filter as Filter)).length;
   }
 
+  /** Every point the body's filter and score_threshold keep, with its cosine to `vector`: best first, ties by id. */
+  private ranked(c: CollectionState, body: Record<string, unknown>, vector: unknown) {
+    const threshold = body.score_threshold as number | undefined | null;
+    const query = normalize(denseVector(vector, c.size));
+    return [...c.points.values()]
+      .filter((p) => matchFilter(p, body.filter as Filter))
+      .map((point) => ({ point, score: dot(query, point.vector) }))
+      .filter(({ score }) => threshold === undefined || threshold === null || score >= threshold)
+      .sort((a, b) => b.score - a.score || compareIds(a.point.id, b.point.id));
+  }
+
   /** Exact nearest-neighbour query (POST .../points/query with a plain vector): points by score, ties by id. */
   query(c: CollectionState, body: Record<string, unknown>, vector: unknown) {
     for (const key of ['prefetch', 'using', 'lookup_from', 'shard_key', 'params']) {
@@ -449,14 +460,7 @@ export class DoubleState {
     const offset = (body.offset as number | undefined | null) ?? 0;
     if (!Number.isInteger(limit) || limit < 1) throw formatError('limit: value must be at least 1');
     if (!Number.isInteger(offset) || offset < 0) throw formatError('offset: value must be a non-negative integer');
-    const threshold = body.score_threshold as number | undefined | null;
-    const query = normalize(denseVector(vector, c.size));
-    const points = [...c.points.values()]
-      .filter((p) => matchFilter(p, body.filter as Filter))
-      .map((point) => ({ point, score: dot(query, point.vector) }))
-      .filter(({ score }) => threshold === undefined || threshold === null || score >= threshold)
-      .sort((a, b) => b.score - a.score || compareIds(a.point.id, b.point.id))
-      .slice(offset, offset + limit);
+    const points = this.ranked(c, body, vector).slice(offset, offset + limit);
     return {
       points: points.map(({ point, score }) => ({
         ...recordOf(point, body.with_payload, body.with_vector, false),
@@ -474,13 +478,7 @@ export class DoubleState {
     if (typeof body.group_by !== 'string') throw formatError('missing field `group_by`');
     const groupSize = (body.group_size as number | undefined | null) ?? 3;
     const limit = (body.limit as number | undefined | null) ?? 10;
-    const threshold = body.score_threshold as number | undefined | null;
-    const query = normalize(denseVector(vector, c.size));
-    const scored = [...c.points.values()]
-      .filter((p) => matchFilter(p, body.filter as Filter))
-      .map((point) => ({ point, score: dot(query, point.vector) }))
-      .filter(({ score }) => threshold === undefined || threshold === null || score >= threshold)
-      .sort((a, b) => b.score - a.score || compareIds(a.point.id, b.point.id));
+    const scored = this.ranked(c, body, vector);
     const groups = new Map<string | number, Array<{ point: StoredPoint; score: number }>>();
     for (const hit of scored) {
       for (const value of payloadValues(hit.point.payload, body.group_by)) {
